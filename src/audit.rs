@@ -1,0 +1,52 @@
+//! Audit records: tracing events under the target `audit` with stable field names.
+//! Never a secret: no password, code, recovery code, session id or cookie value.
+
+use std::net::IpAddr;
+
+/// What an audit record is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Decision,
+    SignIn,
+    SignOut,
+    StepUp,
+    Enroll,
+    Lockout,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Decision => "decision",
+            Kind::SignIn => "signin",
+            Kind::SignOut => "signout",
+            Kind::StepUp => "stepup",
+            Kind::Enroll => "enroll",
+            Kind::Lockout => "lockout",
+        }
+    }
+}
+
+/// One audit line.
+pub struct Record<'a> {
+    pub kind: Kind,
+    pub request_id: &'a str,
+    pub user: Option<&'a str>,
+    pub client_ip: IpAddr,
+    pub rule: Option<&'a str>,
+    pub decision: &'a str,
+    pub reason: &'a str,
+}
+
+pub fn emit(r: &Record<'_>) {
+    tracing::info!(
+        target: "audit",
+        kind = r.kind.as_str(),
+        request_id = r.request_id,
+        user = r.user.unwrap_or("-"),
+        client_ip = %r.client_ip,
+        rule = r.rule.unwrap_or("-"),
+        decision = r.decision,
+        reason = r.reason,
+    );
+}

@@ -1,0 +1,9 @@
+//! Authentication factors: passwords, TOTP, recovery codes, and the sealing of their secrets.
+
+pub mod error;
+pub mod password;
+pub mod recovery;
+pub mod secretbox;
+pub mod totp;
+
+pub use error::AuthnError;

@@ -1,0 +1,288 @@
+//! Configuration: raw TOML (`raw`) validated into `Config`. Every error names the key and the reason.
+
+pub mod raw;
+pub mod store;
+
+use crate::policy::routes::RouteTable;
+use ipnet::IpNet;
+use raw::RawConfig;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), reason: reason.into() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public: PublicUrl,
+    pub trusted_proxies: Vec<IpNet>,
+    pub upstream: Upstream,
+    pub store: StoreConfig,
+    pub identity: Identity,
+    pub sessions: Sessions,
+    pub signin: Signin,
+    pub totp: Totp,
+    pub routes: RouteTable,
+}
+
+/// The URL end users see: decides cookie flags and the origin checked on forms.
+#[derive(Debug, Clone)]
+pub struct PublicUrl {
+    pub https: bool,
+    /// scheme://host[:port], no trailing slash.
+    pub origin: String,
+    pub host: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// scheme://host:port of the app; request paths are appended to it.
+    pub authority: http::uri::Authority,
+    pub scheme: http::uri::Scheme,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+pub use store::{RedisConfig, RedisTarget, StoreConfig};
+
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// Sign-in pages backed by a users file of argon2id hashes.
+    Builtin { users_file: PathBuf },
+    /// A header set by a trusted proxy (taken only from `trusted_proxies`).
+    Header { header: http::HeaderName },
+}
+
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// 32 bytes: seals TOTP secrets at rest and keys CSRF tokens.
+    pub secret_key: [u8; 32],
+}
+
+#[derive(Debug, Clone)]
+pub struct Signin {
+    pub max_failures_per_user: u64,
+    pub max_failures_per_ip: u64,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Totp {
+    pub issuer: String,
+    pub max_failures: u64,
+    pub failure_window: Duration,
+}
+
+/// Parses a duration such as "30s", "5m", "12h", "1d".
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(value.trim()).map_err(|e| {
+        ConfigError::new(key, format!("'{value}' is not a duration ({e}); write e.g. \"30s\", \"5m\", \"12h\""))
+    })?;
+    if d.is_zero() {
+        return Err(ConfigError::new(key, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// Where to find the config and what the command line overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+}
+
+/// Reads, parses and validates a config file. Relative paths in it resolve against its folder.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &base, overrides)
+}
+
+pub fn parse(text: &str, base: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let mut raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+    if let Some(l) = &overrides.listen {
+        raw.listen.address = l.clone();
+    }
+    if let Some(u) = &overrides.upstream {
+        raw.upstream.url = u.clone();
+    }
+    validate(raw, base)
+}
+
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    // serde names the field in the message; the span gives the line it stands on.
+    let key = match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line} (`{snippet}`)")
+        }
+        None => "config".into(),
+    };
+    ConfigError::new(key, e.message().trim().to_string())
+}
+
+fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+    let listen: SocketAddr = raw
+        .listen
+        .address
+        .parse()
+        .map_err(|_| ConfigError::new("listen.address", format!("'{}' is not an ip:port", raw.listen.address)))?;
+    let public = parse_public_url(&raw.listen.public_url)?;
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in raw.listen.trusted_proxies.iter().enumerate() {
+        trusted_proxies.push(parse_cidr(&format!("listen.trusted_proxies[{i}]"), p)?);
+    }
+    let upstream = parse_upstream(&raw.upstream)?;
+    let store = store::parse(&raw.store, base)?;
+    let identity = match raw.identity.source.as_str() {
+        "builtin" => Identity::Builtin { users_file: base.join(&raw.identity.users_file) },
+        "header" => {
+            let name = raw
+                .identity
+                .header
+                .as_deref()
+                .ok_or_else(|| ConfigError::new("identity.header", "required when identity.source = \"header\""))?;
+            let header = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConfigError::new("identity.header", format!("'{name}' is not a header name")))?;
+            if trusted_proxies.is_empty() {
+                return Err(ConfigError::new(
+                    "listen.trusted_proxies",
+                    "identity.source = \"header\" needs at least one trusted proxy; otherwise nobody may assert an identity",
+                ));
+            }
+            Identity::Header { header }
+        }
+        other => {
+            return Err(ConfigError::new(
+                "identity.source",
+                format!("unknown source '{other}'; expected \"builtin\" or \"header\""),
+            ))
+        }
+    };
+    let sessions = Sessions {
+        idle_timeout: parse_duration("sessions.idle_timeout", &raw.sessions.idle_timeout)?,
+        absolute_timeout: parse_duration("sessions.absolute_timeout", &raw.sessions.absolute_timeout)?,
+        secret_key: secret_key(raw.sessions.secret_key.as_deref())?,
+    };
+    let signin = Signin {
+        max_failures_per_user: positive("signin.max_failures_per_user", raw.signin.max_failures_per_user)?,
+        max_failures_per_ip: positive("signin.max_failures_per_ip", raw.signin.max_failures_per_ip)?,
+        window: parse_duration("signin.window", &raw.signin.window)?,
+    };
+    let totp = Totp {
+        issuer: raw.totp.issuer.clone(),
+        max_failures: positive("totp.max_failures", raw.totp.max_failures)?,
+        failure_window: parse_duration("totp.failure_window", &raw.totp.failure_window)?,
+    };
+    let routes = RouteTable::build(&raw.rules, &raw.default, raw.routes.case_sensitive)?;
+    Ok(Config { listen, public, trusted_proxies, upstream, store, identity, sessions, signin, totp, routes })
+}
+
+fn positive(key: &str, v: u64) -> Result<u64, ConfigError> {
+    if v == 0 {
+        return Err(ConfigError::new(key, "must be at least 1"));
+    }
+    Ok(v)
+}
+
+fn parse_public_url(s: &str) -> Result<PublicUrl, ConfigError> {
+    let key = "listen.public_url";
+    let uri: http::Uri = s.parse().map_err(|_| ConfigError::new(key, format!("'{s}' is not a URL")))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(ConfigError::new(key, "must start with http:// or https://")),
+    };
+    let authority = uri.authority().ok_or_else(|| ConfigError::new(key, "has no host"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(ConfigError::new(key, "must be an origin only (no path or query): stepgate serves the whole host"));
+    }
+    let scheme = if https { "https" } else { "http" };
+    Ok(PublicUrl {
+        https,
+        origin: format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()),
+        host: authority.host().to_ascii_lowercase(),
+    })
+}
+
+fn parse_upstream(raw: &raw::RawUpstream) -> Result<Upstream, ConfigError> {
+    let key = "upstream.url";
+    let uri: http::Uri = raw.url.parse().map_err(|_| ConfigError::new(key, format!("'{}' is not a URL", raw.url)))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") => http::uri::Scheme::HTTP,
+        Some(other) => {
+            return Err(ConfigError::new(key, format!("scheme '{other}' is not supported; use http:// to the app")))
+        }
+        None => return Err(ConfigError::new(key, "must start with http://")),
+    };
+    let authority = uri.authority().cloned().ok_or_else(|| ConfigError::new(key, "has no host"))?;
+    if !matches!(uri.path(), "" | "/") {
+        return Err(ConfigError::new(key, "must not have a path: request paths are forwarded as they are"));
+    }
+    Ok(Upstream {
+        authority,
+        scheme,
+        connect_timeout: parse_duration("upstream.connect_timeout", &raw.connect_timeout)?,
+        response_timeout: parse_duration("upstream.response_timeout", &raw.response_timeout)?,
+        pool_idle_timeout: parse_duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout)?,
+        pool_max_idle_per_host: raw.pool_max_idle_per_host,
+    })
+}
+
+pub fn parse_cidr(key: &str, s: &str) -> Result<IpNet, ConfigError> {
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| ConfigError::new(key, format!("'{s}' is not an IP address or CIDR")))
+}
+
+/// The key in the repository's example config.toml: accepted, with a loud warning.
+const EXAMPLE_KEY: &str = "7b1d0f2c9a8e4b6d5c3f1e0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c";
+
+/// The secret key: `STEPGATE_SECRET_KEY` wins over the file; 64 hex characters (32 bytes).
+fn secret_key(from_file: Option<&str>) -> Result<[u8; 32], ConfigError> {
+    let (key, value) = match std::env::var("STEPGATE_SECRET_KEY") {
+        Ok(v) if !v.is_empty() => ("STEPGATE_SECRET_KEY", v),
+        _ => match from_file {
+            Some(v) => ("sessions.secret_key", v.to_string()),
+            None => {
+                return Err(ConfigError::new(
+                    "sessions.secret_key",
+                    "missing: set it (64 hex characters, e.g. from `openssl rand -hex 32`) or the STEPGATE_SECRET_KEY variable",
+                ))
+            }
+        },
+    };
+    if value.trim() == EXAMPLE_KEY {
+        tracing::warn!("{key} is the example key published in config.toml: anyone can forge CSRF tokens and read sealed secrets; generate your own with `openssl rand -hex 32`");
+    }
+    let bytes = hex::decode(value.trim()).map_err(|_| ConfigError::new(key, "must be 64 hex characters"))?;
+    bytes.try_into().map_err(|_| ConfigError::new(key, "must be 64 hex characters (32 bytes)"))
+}
+
+impl Config {
+    pub fn identity_is_builtin(&self) -> bool {
+        matches!(self.identity, Identity::Builtin { .. })
+    }
+}

@@ -1,0 +1,237 @@
+//! The TOML file as written by operators. Strict: unknown keys are errors.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: RawListen,
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub identity: RawIdentity,
+    #[serde(default)]
+    pub sessions: RawSessions,
+    #[serde(default)]
+    pub signin: RawSignin,
+    #[serde(default)]
+    pub totp: RawTotp,
+    #[serde(default)]
+    pub routes: RawRoutes,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RawRule>,
+    pub default: RawDefaultRule,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub address: String,
+    pub public_url: String,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: String,
+    #[serde(default = "d_connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "d_response_timeout")]
+    pub response_timeout: String,
+    #[serde(default = "d_pool_idle")]
+    pub pool_idle_timeout: String,
+    #[serde(default = "d_pool_max")]
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    #[serde(default = "d_store_kind")]
+    pub kind: String,
+    /// embedded only (default "stepgate.db").
+    #[serde(default)]
+    pub path: Option<String>,
+    /// redis only: redis://, rediss://, redis+sentinel://h1,h2, redis+cluster://h1,h2.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// redis only: the key prefix (default "stepgate").
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// redis only, with a redis+sentinel:// url: the master's name.
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
+    /// redis only: how long one Redis call may take (default "1s").
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore { kind: d_store_kind(), path: None, url: None, prefix: None, sentinel_master: None, timeout: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    #[serde(default = "d_identity_source")]
+    pub source: String,
+    #[serde(default = "d_users_file")]
+    pub users_file: String,
+    #[serde(default)]
+    pub header: Option<String>,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        RawIdentity { source: d_identity_source(), users_file: d_users_file(), header: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessions {
+    #[serde(default = "d_idle")]
+    pub idle_timeout: String,
+    #[serde(default = "d_absolute")]
+    pub absolute_timeout: String,
+    #[serde(default)]
+    pub secret_key: Option<String>,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        RawSessions { idle_timeout: d_idle(), absolute_timeout: d_absolute(), secret_key: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignin {
+    #[serde(default = "d_signin_user")]
+    pub max_failures_per_user: u64,
+    #[serde(default = "d_signin_ip")]
+    pub max_failures_per_ip: u64,
+    #[serde(default = "d_signin_window")]
+    pub window: String,
+}
+
+impl Default for RawSignin {
+    fn default() -> Self {
+        RawSignin {
+            max_failures_per_user: d_signin_user(),
+            max_failures_per_ip: d_signin_ip(),
+            window: d_signin_window(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTotp {
+    #[serde(default = "d_issuer")]
+    pub issuer: String,
+    #[serde(default = "d_totp_failures")]
+    pub max_failures: u64,
+    #[serde(default = "d_totp_window")]
+    pub failure_window: String,
+}
+
+impl Default for RawTotp {
+    fn default() -> Self {
+        RawTotp { issuer: d_issuer(), max_failures: d_totp_failures(), failure_window: d_totp_window() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoutes {
+    #[serde(default)]
+    pub case_sensitive: bool,
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    pub path: String,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub require: Option<String>,
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// The proof methods that may satisfy `require` (default: any that reaches the level).
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// "deny" blocks the route outright.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+/// `[default]`: what applies where no rule matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaultRule {
+    #[serde(default)]
+    pub require: Option<String>,
+    #[serde(default)]
+    pub max_age: Option<String>,
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+fn d_connect_timeout() -> String {
+    "5s".into()
+}
+fn d_response_timeout() -> String {
+    "60s".into()
+}
+fn d_pool_idle() -> String {
+    "90s".into()
+}
+fn d_pool_max() -> usize {
+    64
+}
+fn d_store_kind() -> String {
+    "embedded".into()
+}
+fn d_identity_source() -> String {
+    "builtin".into()
+}
+fn d_users_file() -> String {
+    "users.toml".into()
+}
+fn d_idle() -> String {
+    "30m".into()
+}
+fn d_absolute() -> String {
+    "12h".into()
+}
+fn d_signin_user() -> u64 {
+    10
+}
+fn d_signin_ip() -> u64 {
+    50
+}
+fn d_signin_window() -> String {
+    "15m".into()
+}
+fn d_issuer() -> String {
+    "stepgate".into()
+}
+fn d_totp_failures() -> u64 {
+    5
+}
+fn d_totp_window() -> String {
+    "5m".into()
+}

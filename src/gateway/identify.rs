@@ -1,0 +1,85 @@
+//! Who is making the request: a session cookie (built-in sign-in) or a trusted proxy's header.
+
+use crate::clock::UnixTime;
+use crate::config::{Config, Identity as IdentitySource};
+use crate::policy::level::{AuthMethod, Level, Proof};
+use crate::session::{cookies, Session, SessionId};
+use crate::store::{Store, StoreError};
+use http::HeaderMap;
+use std::time::Duration;
+
+/// How stale `last_seen` may get before a request writes it back (keeps the hot path read-only).
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// A signed-in user and the proofs that count for this request.
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub user: String,
+    pub proofs: Vec<Proof>,
+    /// The gateway session, when there is one.
+    pub session: Option<(SessionId, Session)>,
+}
+
+/// Reads the identity header if, and only if, the peer is a trusted proxy. Call before the
+/// identity headers are stripped.
+pub fn asserted_user(cfg: &Config, headers: &HeaderMap, peer_trusted: bool) -> Option<String> {
+    let IdentitySource::Header { header } = &cfg.identity else { return None };
+    if !peer_trusted {
+        return None;
+    }
+    let mut values = headers.get_all(header).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let user = first.to_str().ok()?.trim();
+    crate::authn::password::valid_user_name(user).then(|| user.to_string())
+}
+
+/// Loads the live session named by the cookie, if any; refreshes `last_seen` now and then.
+pub async fn load_session(
+    store: &dyn Store,
+    cfg: &Config,
+    headers: &HeaderMap,
+    now: UnixTime,
+) -> Result<Option<(SessionId, Session)>, StoreError> {
+    let Some(id) = cookies::get(headers, cookies::SESSION, cfg.public.https).and_then(|v| SessionId::parse(&v)) else {
+        return Ok(None);
+    };
+    let Some(mut session) = store.get_session(&id.key(), now).await? else { return Ok(None) };
+    let (idle, absolute) = (cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout);
+    if !session.is_live(now, idle, absolute) {
+        return Ok(None);
+    }
+    if now.since(session.last_seen) >= TOUCH_EVERY {
+        session.last_seen = now;
+        store.put_session(&id.key(), &session, session.expires_at(idle, absolute)).await?;
+    }
+    Ok(Some((id, session)))
+}
+
+/// Puts the identity together for the configured source.
+pub async fn identify(
+    store: &dyn Store,
+    cfg: &Config,
+    headers: &HeaderMap,
+    asserted: Option<String>,
+    now: UnixTime,
+) -> Result<Option<Who>, StoreError> {
+    let session = load_session(store, cfg, headers, now).await?;
+    match &cfg.identity {
+        IdentitySource::Builtin { .. } => {
+            Ok(session.map(|(id, s)| Who { user: s.user.clone(), proofs: s.proofs.clone(), session: Some((id, s)) }))
+        }
+        IdentitySource::Header { .. } => {
+            let Some(user) = asserted else { return Ok(None) };
+            let mut proofs = vec![Proof { level: Level::Aal1, method: AuthMethod::Header, auth_time: now }];
+            // Step-up proofs count only while the proxy still asserts the same user.
+            let session = session.filter(|(_, s)| s.user == user);
+            if let Some((_, s)) = &session {
+                proofs.extend(s.proofs.iter().filter(|p| p.method != AuthMethod::Header).cloned());
+            }
+            Ok(Some(Who { user, proofs, session }))
+        }
+    }
+}

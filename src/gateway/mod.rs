@@ -1,0 +1,227 @@
+//! The request path, as fixed phases:
+//! normalize → /.stepgate/ pages? → classify → identify → decide → act (forward | challenge | deny) → audit.
+
+pub mod identify;
+pub mod stepup;
+
+use crate::audit::{self, Kind};
+use crate::body::{self, Body};
+use crate::clock::UnixTime;
+use crate::policy::decide::{decide, effective_level, Decision};
+use crate::policy::level::{Level, Proof};
+use crate::policy::normalize::{normalize_host, normalize_path, NormalizedPath};
+use crate::policy::routes::Action;
+use crate::proxy::client_ip::{client_ip, is_trusted};
+use crate::proxy::headers::{set_forwarded, strip_identity_headers};
+use crate::proxy::ForwardTarget;
+use crate::respond::{error_page, proxy_error_response, wants_json};
+use crate::session::cookies;
+use crate::state::{Live, SharedState};
+use http::header::{HeaderName, HeaderValue, HOST};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use identify::Who;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+pub const PREFIX: &str = "/.stepgate";
+
+pub const X_USER: HeaderName = HeaderName::from_static("x-stepgate-user");
+pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");
+pub const X_AUTH_TIME: HeaderName = HeaderName::from_static("x-stepgate-auth-time");
+pub const X_METHODS: HeaderName = HeaderName::from_static("x-stepgate-methods");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything about one request that the phases after normalization need.
+pub struct Ctx {
+    pub state: SharedState,
+    pub live: Arc<Live>,
+    pub now: UnixTime,
+    pub request_id: String,
+    pub client_ip: IpAddr,
+    pub json: bool,
+    pub host: String,
+    pub path: NormalizedPath,
+    pub query: Option<String>,
+    /// The user a trusted proxy asserts (identity source "header" only).
+    pub asserted: Option<String>,
+}
+
+impl Ctx {
+    /// The normalized path plus the query, as forwarded and as used for return URLs.
+    pub fn path_and_query(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{}", self.path.as_str(), q),
+            None => self.path.as_str().to_string(),
+        }
+    }
+}
+
+/// Whether a normalized path belongs to the gateway (never forwarded, whatever its case).
+pub fn is_gateway_path(path: &str) -> bool {
+    let p = path.as_bytes();
+    p.len() >= PREFIX.len()
+        && p[..PREFIX.len()].eq_ignore_ascii_case(PREFIX.as_bytes())
+        && (p.len() == PREFIX.len() || p[PREFIX.len()] == b'/')
+}
+
+pub fn new_request_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let live = state.live();
+    let cfg = &live.config;
+    let now = state.clock.now();
+    let peer_trusted = is_trusted(peer.ip(), &cfg.trusted_proxies);
+    let json = wants_json(req.headers());
+    let ip = client_ip(peer, req.headers(), &cfg.trusted_proxies);
+
+    // Normalize: the path matched is the path forwarded. What cannot be normalized is refused.
+    let raw_host = req
+        .uri()
+        .host()
+        .map(str::to_string)
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
+    let Some(host) = raw_host.as_deref().and_then(normalize_host) else {
+        return error_page(StatusCode::BAD_REQUEST, "Bad request", "The request has no valid host.", json);
+    };
+    let path = match normalize_path(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, "Bad request", &e.to_string(), json),
+    };
+    let query = req.uri().query().map(str::to_string);
+    let ctx = Ctx {
+        state: state.clone(),
+        live: live.clone(),
+        now,
+        request_id: new_request_id(),
+        client_ip: ip,
+        json,
+        host,
+        path,
+        query,
+        asserted: identify::asserted_user(cfg, req.headers(), peer_trusted),
+    };
+    if is_gateway_path(ctx.path.as_str()) {
+        return crate::web::handle(&ctx, req).await;
+    }
+
+    // Identity headers: the asserted one was read above (trusted proxies only); strip them all.
+    let asserted = ctx.asserted.clone();
+    let identity_header = match &cfg.identity {
+        crate::config::Identity::Header { header } => Some(header.clone()),
+        _ => None,
+    };
+    strip_identity_headers(req.headers_mut(), identity_header.as_ref());
+
+    let rule = cfg.routes.classify(&ctx.host, &ctx.path, req.method());
+    let public = matches!(&rule.action, Action::Require(r) if r.level == Level::None);
+    let who = if public && cfg.identity_is_builtin() && !has_session_cookie(&ctx, &req) {
+        None
+    } else {
+        match identify::identify(&*state.store, cfg, req.headers(), asserted, now).await {
+            Ok(w) => w,
+            Err(e) if public => {
+                tracing::warn!(request_id = %ctx.request_id, error = %e, "store unavailable; public route forwarded without identity");
+                None
+            }
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable; protected route refused");
+                audit_decision(&ctx, None, &rule.name, "unavailable", "store unavailable");
+                return error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "The gateway cannot check your session right now. Please try again shortly.",
+                    json,
+                );
+            }
+        }
+    };
+
+    let decision = decide(&rule.action, who.as_ref().map(|w| w.proofs.as_slice()), now);
+    let user = who.as_ref().map(|w| w.user.as_str());
+    match decision {
+        Decision::Forward { proof } => {
+            if !public {
+                audit_decision(&ctx, user, &rule.name, "forward", proof.as_ref().map_or("", |p| p.method.as_str()));
+            }
+            forward(&ctx, req, who.as_ref(), peer.ip(), peer_trusted).await
+        }
+        Decision::SignIn { need } => {
+            audit_decision(&ctx, user, &rule.name, "signin", "no session");
+            stepup::respond(&ctx, req.method(), req.headers(), &need, stepup::Need::SignIn)
+        }
+        Decision::StepUp { need } => {
+            audit_decision(&ctx, user, &rule.name, "challenge", "proof too weak or too old");
+            stepup::respond(&ctx, req.method(), req.headers(), &need, stepup::Need::StepUp)
+        }
+        Decision::Deny { reason } => {
+            audit_decision(&ctx, user, &rule.name, "deny", reason);
+            error_page(StatusCode::FORBIDDEN, "Forbidden", "This address is not available through the gateway.", json)
+        }
+    }
+}
+
+fn has_session_cookie(ctx: &Ctx, req: &Request<Incoming>) -> bool {
+    cookies::get(req.headers(), cookies::SESSION, ctx.live.config.public.https).is_some()
+}
+
+fn audit_decision(ctx: &Ctx, user: Option<&str>, rule: &str, decision: &str, reason: &str) {
+    audit::emit(&audit::Record {
+        kind: Kind::Decision,
+        request_id: &ctx.request_id,
+        user,
+        client_ip: ctx.client_ip,
+        rule: Some(rule),
+        decision,
+        reason,
+    });
+}
+
+/// The identity headers the app receives, from the strongest proof the session holds.
+fn identity_headers(who: &Who) -> Vec<(HeaderName, String)> {
+    let strongest: Option<&Proof> = who.proofs.iter().max_by_key(|p| (effective_level(p), p.auth_time));
+    let mut methods: Vec<&str> = who.proofs.iter().map(|p| p.method.as_str()).collect();
+    methods.sort_unstable();
+    methods.dedup();
+    vec![
+        (X_USER, who.user.clone()),
+        (X_LEVEL, strongest.map_or(Level::None, effective_level).as_str().to_string()),
+        (X_AUTH_TIME, strongest.map_or(0, |p| p.auth_time.0).to_string()),
+        (X_METHODS, methods.join(",")),
+    ]
+}
+
+async fn forward(
+    ctx: &Ctx,
+    mut req: Request<Incoming>,
+    who: Option<&Who>,
+    peer_ip: IpAddr,
+    peer_trusted: bool,
+) -> Response<Body> {
+    let cfg = &ctx.live.config;
+    let headers = req.headers_mut();
+    cookies::strip_own(headers, cfg.public.https);
+    if let Some(who) = who {
+        for (name, value) in identity_headers(who) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(name, v);
+            }
+        }
+    }
+    let proto = if cfg.public.https { "https" } else { "http" };
+    // The chain grows by the hop that connected to us, not by the client address read from it.
+    set_forwarded(headers, peer_ip, proto, &ctx.host, peer_trusted);
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(X_REQUEST_ID, v);
+    }
+    let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade: true };
+    match ctx.live.upstream.forward(req.map(body::stream), target).await {
+        Ok(resp) => resp,
+        Err(e) => proxy_error_response(&e, ctx.json),
+    }
+}

@@ -1,0 +1,18 @@
+//! stepgate: a step-up authentication gateway.
+
+pub mod audit;
+pub mod authn;
+pub mod body;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod demo_app;
+pub mod gateway;
+pub mod policy;
+pub mod proxy;
+pub mod respond;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod store;
+pub mod web;

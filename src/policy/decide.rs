@@ -1,0 +1,66 @@
+//! The decision: a pure function of facts and `now`.
+
+use crate::clock::UnixTime;
+use crate::policy::level::{Level, Proof};
+use crate::policy::routes::{method_ceiling, Action, Requirement};
+
+/// What to do with a request. Acted on in exactly one place (the gateway pipeline).
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Let it through; `proof` is the one that satisfied the rule (None for public routes).
+    Forward { proof: Option<Proof> },
+    /// Nobody is signed in and the rule needs someone.
+    SignIn { need: Requirement },
+    /// Signed in, but no proof is strong, fresh or of an allowed method enough.
+    StepUp { need: Requirement },
+    /// The rule blocks this request.
+    Deny { reason: &'static str },
+}
+
+/// The level a proof counts for: what it records, but never more than its method can prove
+/// (a password proof recorded as aal3 would be a bug elsewhere; it still counts as aal1 only).
+pub fn effective_level(proof: &Proof) -> Level {
+    proof.level.min(method_ceiling(proof.method))
+}
+
+/// Whether `proof` satisfies `need` at `now`.
+pub fn satisfies(proof: &Proof, need: &Requirement, now: UnixTime) -> bool {
+    if effective_level(proof) < need.level {
+        return false;
+    }
+    if let Some(allow) = &need.allow {
+        if !allow.contains(&proof.method) {
+            return false;
+        }
+    }
+    if let Some(max_age) = need.max_age {
+        if now.since(proof.auth_time) > max_age {
+            return false;
+        }
+    }
+    true
+}
+
+/// `proofs` is None when no session is present.
+pub fn decide(action: &Action, proofs: Option<&[Proof]>, now: UnixTime) -> Decision {
+    let need = match action {
+        Action::Deny => return Decision::Deny { reason: "rule denies this route" },
+        Action::Require(need) => need,
+    };
+    if need.level == Level::None {
+        return Decision::Forward { proof: None };
+    }
+    let Some(proofs) = proofs else {
+        return Decision::SignIn { need: need.clone() };
+    };
+    let best = proofs.iter().filter(|p| satisfies(p, need, now)).max_by_key(|p| (effective_level(p), p.auth_time));
+    match best {
+        Some(p) => Decision::Forward { proof: Some(p.clone()) },
+        None => Decision::StepUp { need: need.clone() },
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

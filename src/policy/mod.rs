@@ -1,0 +1,6 @@
+//! What a request needs: normalization, the route table, assurance levels, and `decide`.
+
+pub mod decide;
+pub mod level;
+pub mod normalize;
+pub mod routes;

@@ -1,0 +1,136 @@
+//! The pooled keep-alive client to the upstream, and `forward`.
+
+use super::{headers, upgrade, ForwardTarget, ProxyError};
+use crate::body::{self, Body};
+use crate::config;
+use http::header::{HeaderValue, COOKIE, HOST};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, Body>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    response_timeout: Duration,
+}
+
+impl UpstreamClient {
+    pub fn new(cfg: &config::Upstream) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .build(connector);
+        UpstreamClient {
+            client,
+            scheme: cfg.scheme.clone(),
+            authority: cfg.authority.clone(),
+            response_timeout: cfg.response_timeout,
+        }
+    }
+
+    /// Sends `req` to the upstream at `target.path_and_query` and returns its response, both
+    /// bodies streaming. Hop-by-hop headers are removed both ways. For an upgrade (see
+    /// [`ForwardTarget::upgrade`]) the downstream `OnUpgrade` is taken from `req`'s
+    /// extensions, where hyper's server put it; on a 101 the two connections are spliced in
+    /// a spawned task.
+    pub async fn forward(&self, req: Request<Body>, target: ForwardTarget) -> Result<Response<Body>, ProxyError> {
+        let (mut parts, body) = req.into_parts();
+
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(target.path_and_query.as_str())
+            .build()
+            .map_err(ProxyError::BadTarget)?;
+
+        // The upgrade headers survive only if the route allows upgrades, the request really
+        // asks for one, and hyper's server can hand us the connection afterwards.
+        let upgrade: Option<(HeaderValue, OnUpgrade)> = if target.upgrade {
+            upgrade::requested(parts.version, &parts.headers)
+                .and_then(|value| parts.extensions.remove::<OnUpgrade>().map(|on| (value, on)))
+        } else {
+            None
+        };
+
+        let mut headers = std::mem::take(&mut parts.headers);
+        headers::remove_hop_by_hop(&mut headers);
+        if let Some((value, _)) = &upgrade {
+            upgrade::restore_headers(&mut headers, value.clone());
+        }
+
+        // Host: we keep the client's Host rather than the upstream authority. Apps behind a
+        // proxy build absolute URLs, cookies and CSRF origins from their public host;
+        // X-Forwarded-Host carries it too. HTTP/2 clients send :authority instead of Host,
+        // so it is copied from the request URI.
+        if !headers.contains_key(HOST) {
+            if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+                headers.insert(HOST, host);
+            }
+        }
+
+        // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+        if parts.version == Version::HTTP_2 && headers.get_all(COOKIE).iter().count() > 1 {
+            let joined: Vec<&[u8]> = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes).collect();
+            if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+                headers.insert(COOKIE, v);
+            }
+        }
+
+        // A fresh request: no extensions from the downstream connection leak into the client.
+        let mut out = Request::new(body);
+        *out.method_mut() = parts.method;
+        *out.uri_mut() = uri;
+        *out.version_mut() = Version::HTTP_11; // the upstream speaks HTTP/1.1, whatever the client spoke
+        *out.headers_mut() = headers;
+
+        let authority = self.authority.as_str();
+        let response = match tokio::time::timeout(self.response_timeout, self.client.request(out)).await {
+            Err(_) => {
+                return Err(ProxyError::Timeout { authority: authority.to_string(), after: self.response_timeout })
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                return Err(ProxyError::Connect { authority: authority.to_string(), source: Box::new(e) })
+            }
+            Ok(Err(e)) => return Err(ProxyError::Upstream { authority: authority.to_string(), source: Box::new(e) }),
+            Ok(Ok(r)) => r,
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return match upgrade {
+                Some((_, downstream)) => Ok(switch(response, downstream)),
+                // A 101 we did not ask for cannot be relayed: the client is not switching.
+                _ => Err(ProxyError::Upstream {
+                    authority: authority.to_string(),
+                    source: "upstream switched protocols without an upgrade request".into(),
+                }),
+            };
+        }
+
+        let (mut parts, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, body::stream(body)))
+    }
+}
+
+/// Relays a 101: the client gets the upstream's answer, and the connections are spliced.
+fn switch(mut response: Response<hyper::body::Incoming>, downstream: OnUpgrade) -> Response<Body> {
+    let upstream = hyper::upgrade::on(&mut response);
+    let agreed = response.headers().get(http::header::UPGRADE).cloned();
+    upgrade::spawn_tunnel(downstream, upstream);
+    let (mut parts, _) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some(v) = agreed {
+        upgrade::restore_headers(&mut parts.headers, v);
+    }
+    parts.extensions = http::Extensions::new();
+    Response::from_parts(parts, body::empty())
+}

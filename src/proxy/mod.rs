@@ -1,0 +1,53 @@
+//! Upstream forwarding: a pooled HTTP/1.1 client, header hygiene, upgrades, streaming bodies.
+//!
+//! What the caller does before [`UpstreamClient::forward`]:
+//! 1. `headers::strip_identity_headers` on the client's headers, then set its own
+//!    `X-Stepgate-*` / identity headers;
+//! 2. `client_ip::client_ip` + `headers::set_forwarded`;
+//! 3. turn `Request<Incoming>` into `Request<Body>` with `req.map(body::stream)`, which keeps
+//!    the request's extensions: hyper's `OnUpgrade` lives there and `forward` takes it from
+//!    there when `ForwardTarget::upgrade` is set (the server must serve connections with
+//!    upgrades enabled).
+//!
+//! `forward` itself rewrites the URI, removes hop-by-hop headers both ways, streams both
+//! bodies and applies the response timeout.
+
+pub mod client;
+pub mod client_ip;
+pub mod headers;
+pub mod upgrade;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::UpstreamClient;
+
+use crate::body::BoxError;
+use std::time::Duration;
+
+/// Where a request goes upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTarget {
+    /// Already normalized by the caller; sent exactly as given (e.g. `/a/b?x=1`).
+    pub path_and_query: String,
+    /// The route allows protocol upgrades (WebSocket). When false, `Upgrade` is stripped and
+    /// the upstream sees a plain request.
+    pub upgrade: bool,
+}
+
+/// Why forwarding failed. `status()` (in `respond`) maps it to 400/502/504.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The upstream did not send response headers within `upstream.response_timeout`.
+    #[error("upstream {authority} sent no response headers within {after:?}")]
+    Timeout { authority: String, after: Duration },
+    /// No connection to the upstream (refused, unreachable, connect timeout).
+    #[error("cannot connect to upstream {authority}: {source}")]
+    Connect { authority: String, source: BoxError },
+    /// Connected, but the exchange failed (closed early, malformed response, ...).
+    #[error("upstream {authority} failed: {source}")]
+    Upstream { authority: String, source: BoxError },
+    /// The path the caller asked for does not make a valid URI: the client's fault.
+    #[error("cannot build the upstream URI: {0}")]
+    BadTarget(#[source] http::Error),
+}

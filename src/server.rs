@@ -1,0 +1,150 @@
+//! Listeners, connection serving (HTTP/1.1 and h2c, with upgrades), graceful shutdown, reload.
+
+use crate::clock::SharedClock;
+use crate::config::{self, Config, Overrides, StoreConfig};
+use crate::state::{AppState, Live, SharedState};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::redis::RedisStore;
+use crate::store::SharedStore;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How often the embedded store sweeps expired records.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_FOR: Duration = Duration::from_secs(30);
+
+/// Opens the configured store. Call it inside a tokio runtime (the embedded store's sweeper and
+/// the Redis store's invalidation subscriber are spawned on it).
+pub fn open_store(cfg: &Config, clock: &SharedClock) -> Result<SharedStore, String> {
+    match &cfg.store {
+        StoreConfig::Embedded { path } => {
+            let store = Arc::new(EmbeddedStore::open(path).map_err(|e| e.to_string())?);
+            if tokio::runtime::Handle::try_current().is_ok() {
+                store.clone().spawn_sweeper(clock.clone(), SWEEP_EVERY);
+            }
+            Ok(store)
+        }
+        // Redis expires records by itself: no sweeper. Connects lazily, so the gateway starts
+        // (and serves public routes) while Redis is down.
+        StoreConfig::Redis(redis) => Ok(Arc::new(RedisStore::open(redis, clock.clone()).map_err(|e| e.to_string())?)),
+    }
+}
+
+/// A running gateway, for `main` and for tests.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: SharedState,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+}
+
+/// Binds the listener and serves until `shutdown()`.
+pub async fn start(config: Config, store: SharedStore, clock: SharedClock) -> Result<Running, String> {
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|e| format!("listen.address {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let live = Live::new(config)?;
+    let state = Arc::new(AppState::new(live, store, clock));
+    let (stop, stop_rx) = watch::channel(false);
+    let done = tokio::spawn(serve(listener, state.clone(), stop_rx));
+    Ok(Running { addr, state, stop, done })
+}
+
+async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, peer).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_FOR, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {DRAIN_FOR:?}; closing them");
+    }
+}
+
+/// Re-reads the config file (and users file) on SIGHUP. A bad file is logged with its key and
+/// reason, and the gateway keeps running on the last good config.
+pub fn reload(state: &AppState, path: &Path, overrides: &Overrides) {
+    match config::load(path, overrides).map_err(|e| e.to_string()).and_then(|cfg| {
+        let old = state.live();
+        if cfg.listen != old.config.listen {
+            tracing::warn!("listen.address changed: a restart is needed for that part to apply");
+        }
+        Live::new(cfg)
+    }) {
+        Ok(live) => {
+            state.replace(live);
+            tracing::info!(config = %path.display(), "config reloaded");
+        }
+        Err(e) => {
+            tracing::error!(config = %path.display(), error = %e, "config reload refused; keeping the last good config")
+        }
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! What every request handler shares: the live config (reloadable), the store, the clock.
+
+use crate::authn::password::UsersFile;
+use crate::authn::secretbox::SecretBox;
+use crate::clock::SharedClock;
+use crate::config::{Config, Identity};
+use crate::proxy::UpstreamClient;
+use crate::store::SharedStore;
+use std::sync::{Arc, RwLock};
+
+/// The parts of the state that a config reload replaces together.
+pub struct Live {
+    pub config: Config,
+    pub users: Option<UsersFile>,
+    pub secretbox: SecretBox,
+    pub upstream: UpstreamClient,
+}
+
+impl Live {
+    /// Builds everything a config needs; fails (naming the file) when the users file is broken.
+    pub fn new(config: Config) -> Result<Live, String> {
+        let users = match &config.identity {
+            Identity::Builtin { users_file } => {
+                if users_file.exists() {
+                    Some(UsersFile::load(users_file).map_err(|e| e.to_string())?)
+                } else {
+                    tracing::warn!(file = %users_file.display(), "users file does not exist yet: nobody can sign in; add users with `stepgate user add NAME`");
+                    None
+                }
+            }
+            Identity::Header { .. } => None,
+        };
+        let secretbox = SecretBox::new(config.sessions.secret_key);
+        let upstream = UpstreamClient::new(&config.upstream);
+        Ok(Live { config, users, secretbox, upstream })
+    }
+}
+
+pub struct AppState {
+    live: RwLock<Arc<Live>>,
+    pub store: SharedStore,
+    pub clock: SharedClock,
+}
+
+impl AppState {
+    pub fn new(live: Live, store: SharedStore, clock: SharedClock) -> AppState {
+        AppState { live: RwLock::new(Arc::new(live)), store, clock }
+    }
+
+    /// The config in force now; read afresh per request so a reload is honoured at once.
+    pub fn live(&self) -> Arc<Live> {
+        match self.live.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, live: Live) {
+        let mut g = match self.live.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = Arc::new(live);
+    }
+}
+
+pub type SharedState = Arc<AppState>;

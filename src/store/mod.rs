@@ -1,0 +1,79 @@
+//! Storage behind one async trait: embedded (a local redb file, the default) and Redis (for
+//! several gateway instances).
+//!
+//! Every record that can expire carries its expiry; readers ignore expired records and the
+//! embedded store sweeps them. The same contract tests run against every implementation.
+
+#[cfg(test)]
+mod contract;
+pub mod embedded;
+pub mod redis;
+
+use crate::clock::UnixTime;
+use crate::session::Session;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A user's enrolled TOTP factor. The secret is sealed with the gateway's secret key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpFactor {
+    pub sealed_secret: String,
+    pub enrolled_at: UnixTime,
+}
+
+/// Everything a user has enrolled. WebAuthn credentials join this record later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Factors {
+    pub totp: Option<TotpFactor>,
+    /// Hashes of the recovery codes not used yet.
+    pub recovery_hashes: Vec<String>,
+}
+
+impl Factors {
+    pub fn has_second_factor(&self) -> bool {
+        self.totp.is_some()
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Sessions, keyed by `SessionId::key()`.
+    async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError>;
+    async fn put_session(&self, key: &str, session: &Session, expires_at: UnixTime) -> Result<(), StoreError>;
+    async fn delete_session(&self, key: &str) -> Result<(), StoreError>;
+
+    // Factors, keyed by user name.
+    async fn get_factors(&self, user: &str) -> Result<Factors, StoreError>;
+    async fn put_factors(&self, user: &str, factors: &Factors) -> Result<(), StoreError>;
+    /// Removes one recovery code hash; true if it was there (so a code works once, even under races).
+    async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError>;
+
+    /// Short-lived values (ceremony state, pending enrollments), taken at most once.
+    async fn put_ephemeral(&self, key: &str, value: &[u8], expires_at: UnixTime) -> Result<(), StoreError>;
+    async fn take_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn get_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Raises a high-water mark atomically: true if `value` is above the stored one (or none is stored).
+    /// The TOTP replay guard: a time step is accepted once, and never one older than the last accepted.
+    async fn raise_high_water(&self, key: &str, value: u64) -> Result<bool, StoreError>;
+
+    /// Counts a hit in a fixed window that starts at the first hit; returns the count including this hit.
+    async fn hit_counter(&self, key: &str, window: Duration, now: UnixTime) -> Result<u64, StoreError>;
+    async fn read_counter(&self, key: &str, now: UnixTime) -> Result<u64, StoreError>;
+    async fn reset_counter(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Removes expired records; returns how many.
+    async fn sweep(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
+pub type SharedStore = Arc<dyn Store>;

@@ -1,0 +1,291 @@
+//! The Redis store, for several gateway instances sharing one state.
+//!
+//! Records that expire get Redis's own TTL (`SET .. EX`), computed from the gateway clock, and
+//! also carry their expiry in the value, so answers follow the `now` a caller passes exactly as
+//! the embedded store's do. Take-once operations are single commands or Lua scripts (GETDEL,
+//! SREM, scripts in `scripts.rs`), so they are atomic across instances. Every call has a
+//! timeout; a failure or a timeout is `StoreError::Unavailable`, which the gateway turns into
+//! 503 on protected routes. Sessions are cached locally (see `cache.rs`).
+
+mod cache;
+mod conn;
+mod keys;
+mod scripts;
+
+use crate::clock::{SharedClock, UnixTime};
+use crate::config::RedisConfig;
+use crate::session::Session;
+use crate::store::{Factors, Store, StoreError};
+use async_trait::async_trait;
+use cache::SessionCache;
+use conn::{Backend, Conn};
+use keys::{decode, encode, Expiry, Keys};
+use redis::AsyncCommands;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use cache::MAX_AGE as SESSION_CACHE_MAX_AGE;
+
+pub struct RedisStore {
+    backend: Arc<Backend>,
+    keys: Keys,
+    timeout: Duration,
+    clock: SharedClock,
+    cache: Arc<SessionCache>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn expired(expires_at: u64, now: UnixTime) -> bool {
+    expires_at <= now.0
+}
+
+impl RedisStore {
+    /// Builds the store without connecting (Redis may come up later). Inside a tokio runtime it
+    /// also starts the invalidation subscriber that turns the session cache on.
+    pub fn open(cfg: &RedisConfig, clock: SharedClock) -> Result<RedisStore, StoreError> {
+        let backend = Arc::new(Backend::open(&cfg.target, cfg.timeout).map_err(unavailable)?);
+        let keys = Keys::new(&cfg.prefix);
+        let cache = Arc::new(SessionCache::default());
+        if tokio::runtime::Handle::try_current().is_ok() {
+            cache::spawn_subscriber(&cache, backend.clone(), keys.channel(), cfg.prefix.len(), cfg.timeout);
+        }
+        Ok(RedisStore { backend, keys, timeout: cfg.timeout, clock, cache })
+    }
+
+    /// Whether the session cache is in use (the invalidation subscription is up).
+    pub fn cache_is_live(&self) -> bool {
+        self.cache.is_live()
+    }
+
+    /// Runs one unit of work on a connection, within the timeout.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async { f(self.backend.conn(self.timeout).await?).await };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.backend.failed(&e);
+                Err(unavailable(e))
+            }
+            Err(_) => {
+                self.backend.failed(&redis::RedisError::from((redis::ErrorKind::Io, "timed out")));
+                Err(StoreError::Unavailable(format!("redis: no answer within {:?}", self.timeout)))
+            }
+        }
+    }
+
+    /// Seconds until `expires_at` by the gateway clock; at least 1 (an expired record is
+    /// refused by its stored expiry anyway).
+    fn ttl(&self, expires_at: UnixTime) -> u64 {
+        expires_at.0.saturating_sub(self.clock.now().0).max(1)
+    }
+
+    async fn publish_invalidation(&self, key: &str) -> Result<(), StoreError> {
+        let (channel, rkey) = (self.keys.channel(), self.keys.session(key));
+        let r = self.run(|mut c| async move { c.publish::<_, _, ()>(channel, rkey).await }).await;
+        self.cache.invalidate(key);
+        r
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError> {
+        if let Some((expires_at, s)) = self.cache.get(key) {
+            return Ok((!expired(expires_at.0, now)).then_some(s));
+        }
+        let epoch = self.cache.epoch();
+        let rkey = self.keys.session(key);
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(rkey).await }).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let (expires_at, json) = decode(&raw).ok_or_else(|| corrupt("session", "no expiry"))?;
+        let session: Session = serde_json::from_slice(json).map_err(|e| corrupt("session", e))?;
+        self.cache.fill(key, UnixTime(expires_at), &session, epoch);
+        Ok((!expired(expires_at, now)).then_some(session))
+    }
+
+    async fn put_session(&self, key: &str, session: &Session, expires_at: UnixTime) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(session).map_err(|e| corrupt("session", e))?;
+        let (rkey, value, ttl) = (self.keys.session(key), encode(expires_at.0, &json), self.ttl(expires_at));
+        let r = self.run(|mut c| async move { c.set_ex::<_, _, ()>(rkey, value, ttl).await }).await;
+        self.cache.invalidate(key);
+        r?;
+        self.publish_invalidation(key).await
+    }
+
+    async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        let rkey = self.keys.session(key);
+        let r = self.run(|mut c| async move { c.del::<_, ()>(rkey).await }).await;
+        self.cache.invalidate(key);
+        r?;
+        self.publish_invalidation(key).await
+    }
+
+    async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
+        let (f, r) = (self.keys.factors(user), self.keys.recovery(user));
+        let (json, left): (Option<Vec<u8>>, HashSet<String>) = self
+            .run(|mut c| async move { redis::pipe().atomic().get(f).smembers(r).query_async(&mut c).await })
+            .await?;
+        let Some(json) = json else { return Ok(Factors::default()) };
+        let mut factors: Factors = serde_json::from_slice(&json).map_err(|e| corrupt("factors", e))?;
+        // The JSON keeps the order; the SET says which codes are still unused.
+        factors.recovery_hashes.retain(|h| left.contains(h));
+        Ok(factors)
+    }
+
+    async fn put_factors(&self, user: &str, factors: &Factors) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(factors).map_err(|e| corrupt("factors", e))?;
+        let (f, r) = (self.keys.factors(user), self.keys.recovery(user));
+        let mut pipe = redis::pipe();
+        pipe.atomic().set(&f, json).ignore().del(&r).ignore();
+        if !factors.recovery_hashes.is_empty() {
+            pipe.sadd(&r, &factors.recovery_hashes).ignore();
+        }
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+    }
+
+    async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError> {
+        let (r, hash) = (self.keys.recovery(user), hash.to_string());
+        let removed: i64 = self.run(|mut c| async move { c.srem(r, hash).await }).await?;
+        Ok(removed == 1)
+    }
+
+    async fn put_ephemeral(&self, key: &str, value: &[u8], expires_at: UnixTime) -> Result<(), StoreError> {
+        let (rkey, value, ttl) = (self.keys.ephemeral(key), encode(expires_at.0, value), self.ttl(expires_at));
+        self.run(|mut c| async move { c.set_ex::<_, _, ()>(rkey, value, ttl).await }).await
+    }
+
+    async fn take_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+        let rkey = self.keys.ephemeral(key);
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get_del(rkey).await }).await?;
+        live_value(raw, now)
+    }
+
+    async fn get_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+        let rkey = self.keys.ephemeral(key);
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(rkey).await }).await?;
+        live_value(raw, now)
+    }
+
+    async fn raise_high_water(&self, key: &str, value: u64) -> Result<bool, StoreError> {
+        let rkey = self.keys.high_water(key);
+        let raised: i64 = self
+            .run(|mut c| async move {
+                scripts::RAISE_HIGH_WATER.key(rkey).arg(value.to_string()).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(raised == 1)
+    }
+
+    async fn hit_counter(&self, key: &str, window: Duration, now: UnixTime) -> Result<u64, StoreError> {
+        let rkey = self.keys.counter(key);
+        let end = now.plus(window);
+        let ttl = self.ttl(end);
+        self.run(|mut c| async move {
+            scripts::HIT_COUNTER.key(rkey).arg(now.0).arg(end.0).arg(ttl).invoke_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn read_counter(&self, key: &str, now: UnixTime) -> Result<u64, StoreError> {
+        let rkey = self.keys.counter(key);
+        let (count, end): (Option<u64>, Option<u64>) = self
+            .run(|mut c| async move { redis::cmd("HMGET").arg(rkey).arg("c").arg("e").query_async(&mut c).await })
+            .await?;
+        Ok(match (count, end) {
+            (Some(count), Some(end)) if !expired(end, now) => count,
+            _ => 0,
+        })
+    }
+
+    async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
+        let rkey = self.keys.counter(key);
+        self.run(|mut c| async move { c.del::<_, ()>(rkey).await }).await
+    }
+
+    /// Redis expires records by itself, so the gateway never schedules this; it exists for the
+    /// contract (and an operator's clean-up): SCAN every master for records expired by `now`.
+    async fn sweep(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let timeout = self.timeout;
+        let masters = self.run(|_| async { self.backend.masters(timeout).await }).await?;
+        let mut removed = 0;
+        for client in masters {
+            let conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+                .await
+                .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
+                .map_err(unavailable)?;
+            for (pattern, expiry) in self.keys.expiring() {
+                removed += self.sweep_pattern(conn.clone(), &pattern, expiry, now).await?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl RedisStore {
+    async fn sweep_pattern(
+        &self,
+        mut conn: redis::aio::MultiplexedConnection,
+        pattern: &str,
+        expiry: Expiry,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let (mut cursor, mut removed) = (0u64, 0u64);
+        let session_prefix = self.keys.session("");
+        let session_prefix = session_prefix.trim_end_matches('}');
+        loop {
+            let mut step = redis::cmd("SCAN");
+            step.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+            let (next, keys): (u64, Vec<String>) = tokio::time::timeout(self.timeout, step.query_async(&mut conn))
+                .await
+                .map_err(|_| StoreError::Unavailable("redis: SCAN timed out".into()))?
+                .map_err(unavailable)?;
+            for key in keys {
+                let mut invocation = scripts::SWEEP_ONE.key(&key);
+                invocation.arg(now.0).arg(expiry.as_str());
+                let script = invocation.invoke_async(&mut conn);
+                let deleted: i64 = tokio::time::timeout(self.timeout, script)
+                    .await
+                    .map_err(|_| StoreError::Unavailable("redis: sweep timed out".into()))?
+                    .map_err(unavailable)?;
+                if deleted == 1 {
+                    removed += 1;
+                    if let Some(k) = key.strip_prefix(session_prefix).and_then(|k| k.strip_suffix('}')) {
+                        self.publish_invalidation(k).await?;
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}
+
+fn live_value(raw: Option<Vec<u8>>, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let (expires_at, value) = decode(&raw).ok_or_else(|| corrupt("ephemeral", "no expiry"))?;
+    Ok((!expired(expires_at, now)).then(|| value.to_vec()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,28 @@
+//! The account security page: who you are, your level, your factors, sign-out.
+
+use super::challenge::who;
+use super::pages::{html, redirect, AccountPage};
+use super::{csrf, WebResult};
+use crate::gateway::stepup::{page_url, Need};
+use crate::gateway::Ctx;
+use crate::policy::decide::effective_level;
+use http::{HeaderMap, StatusCode};
+
+pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
+    let Some(who) = who(ctx, headers).await? else {
+        return Ok(redirect(&page_url(Need::SignIn, "/.stepgate/account"), &[]));
+    };
+    let factors = ctx.state.store.get_factors(&who.user).await?;
+    let level = who.proofs.iter().map(effective_level).max().map(|l| l.as_str()).unwrap_or("none");
+    let methods: Vec<&str> = who.proofs.iter().map(|p| p.method.as_str()).collect();
+    let (token, set) = csrf::token(ctx, headers);
+    let page = AccountPage {
+        csrf: &token,
+        user: &who.user,
+        level,
+        methods: &methods.join(", "),
+        totp: factors.totp.is_some(),
+        recovery_left: factors.recovery_hashes.len(),
+    };
+    html(&page, StatusCode::OK, set.as_slice())
+}

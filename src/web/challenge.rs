@@ -1,0 +1,200 @@
+//! The step-up challenge: a TOTP code or a recovery code, with a replay guard and a lockout.
+
+use super::pages::{html, redirect, ChallengePage};
+use super::{csrf, forms, login, return_to, sessions, WebError, WebResult};
+use crate::audit::{self, Kind};
+use crate::authn::{recovery, totp};
+use crate::gateway::identify::{identify, Who};
+use crate::gateway::stepup::{page_url, Need};
+use crate::gateway::Ctx;
+use crate::policy::decide::{decide, Decision};
+use crate::policy::level::{AuthMethod, Level, Proof};
+use crate::policy::normalize::normalize_path;
+use crate::policy::routes::{Action, Requirement};
+use crate::store::Factors;
+use http::{HeaderMap, Method, Request, StatusCode};
+use hyper::body::Incoming;
+
+/// The signed-in user for a gateway page, or None.
+pub async fn who(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Who>, WebError> {
+    Ok(identify(&*ctx.state.store, &ctx.live.config, headers, ctx.asserted.clone(), ctx.now).await?)
+}
+
+/// What the page the user wants to reach asks for (as a GET navigation to it).
+pub fn requirement_for(ctx: &Ctx, return_to: &str) -> Requirement {
+    let fallback = Requirement { level: Level::Aal2, max_age: None, allow: None };
+    let path = return_to.split('?').next().unwrap_or("/");
+    let Ok(path) = normalize_path(path) else { return fallback };
+    if crate::gateway::is_gateway_path(path.as_str()) {
+        // Changing factors needs a fresh step-up.
+        return Requirement { level: Level::Aal2, max_age: Some(FACTOR_CHANGE_MAX_AGE), allow: None };
+    }
+    match &ctx.live.config.routes.classify(&ctx.host, &path, &Method::GET).action {
+        Action::Require(r) if r.level >= Level::Aal2 => r.clone(),
+        _ => fallback,
+    }
+}
+
+fn allowed(need: &Requirement, m: AuthMethod) -> bool {
+    need.allow.as_ref().is_none_or(|a| a.contains(&m))
+}
+
+fn failures_key(user: &str) -> String {
+    format!("stepup-fail:{user}")
+}
+
+fn stepup_audit(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str) {
+    audit::emit(&audit::Record {
+        kind,
+        request_id: &ctx.request_id,
+        user: Some(user),
+        client_ip: ctx.client_ip,
+        rule: None,
+        decision,
+        reason,
+    });
+}
+
+/// How recent a proof must be to change factors.
+pub const FACTOR_CHANGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+const LOCKED: &str = "Too many wrong codes. For your safety, step-up is paused for a few minutes; try again later.";
+
+pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCode)>) -> WebResult {
+    let return_to = return_to::sanitize(&login::query_param(ctx, "return").unwrap_or_default());
+    render(ctx, headers, &return_to, error).await
+}
+
+async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<(&str, StatusCode)>) -> WebResult {
+    let Some(who) = who(ctx, headers).await? else {
+        return Ok(redirect(&page_url(Need::SignIn, &format!("/.stepgate/challenge?return={}", enc(return_to))), &[]));
+    };
+    let need = requirement_for(ctx, return_to);
+    if error.is_none()
+        && matches!(decide(&Action::Require(need.clone()), Some(&who.proofs), ctx.now), Decision::Forward { .. })
+    {
+        return Ok(redirect(return_to, &[]));
+    }
+    let factors = ctx.state.store.get_factors(&who.user).await?;
+    let locked =
+        ctx.state.store.read_counter(&failures_key(&who.user), ctx.now).await? >= ctx.live.config.totp.max_failures;
+    let (error, status) = match (error, locked) {
+        (Some((e, s)), _) => (Some(e), s),
+        (None, true) => (Some(LOCKED), StatusCode::TOO_MANY_REQUESTS),
+        (None, false) => (None, StatusCode::OK),
+    };
+    let second_factor_ok = need.level <= Level::Aal2;
+    let (token, set) = csrf::token(ctx, headers);
+    let page = ChallengePage {
+        csrf: &token,
+        return_to,
+        user: &who.user,
+        level: need.level.as_str(),
+        offer_totp: second_factor_ok && factors.totp.is_some() && allowed(&need, AuthMethod::Totp),
+        offer_recovery: second_factor_ok && !factors.recovery_hashes.is_empty() && allowed(&need, AuthMethod::Recovery),
+        no_factor: second_factor_ok && !factors.has_second_factor(),
+        needs_webauthn: !second_factor_ok
+            || !(allowed(&need, AuthMethod::Totp) || allowed(&need, AuthMethod::Recovery)),
+        error,
+    };
+    html(&page, status, set.as_slice())
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Which code the user typed.
+#[derive(Clone, Copy)]
+enum CodeKind {
+    Totp,
+    Recovery,
+}
+
+pub async fn submit_totp(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    submit(ctx, req, CodeKind::Totp).await
+}
+
+pub async fn submit_recovery(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    submit(ctx, req, CodeKind::Recovery).await
+}
+
+async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult {
+    let (parts, body) = req.into_parts();
+    let form = forms::read(body).await?;
+    csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
+    let return_to = return_to::sanitize(form.get("return"));
+    let Some(who) = who(ctx, &parts.headers).await? else {
+        return Ok(redirect(&page_url(Need::SignIn, &return_to), &[]));
+    };
+    let store = &*ctx.state.store;
+    let cfg = &ctx.live.config;
+    let fail_key = failures_key(&who.user);
+    if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
+        stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+        return render(ctx, &parts.headers, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
+    }
+    let need = requirement_for(ctx, &return_to);
+    let factors = store.get_factors(&who.user).await?;
+    let method = match kind {
+        CodeKind::Totp => AuthMethod::Totp,
+        CodeKind::Recovery => AuthMethod::Recovery,
+    };
+    // The method must be allowed before a code is checked: a recovery code is used up by checking it.
+    let verdict = if !allowed(&need, method) {
+        Err("method not allowed for this route")
+    } else {
+        match kind {
+            CodeKind::Totp => check_totp(ctx, &who.user, &factors, form.get("code")).await?,
+            CodeKind::Recovery => check_recovery(ctx, &who.user, form.get("code")).await?,
+        }
+    };
+    if let Err(reason) = verdict {
+        let count = store.hit_counter(&fail_key, cfg.totp.failure_window, ctx.now).await?;
+        stepup_audit(ctx, Kind::StepUp, &who.user, "fail", reason);
+        if count >= cfg.totp.max_failures {
+            stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+            return render(ctx, &parts.headers, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
+        }
+        let msg = "That code is not valid. Check your app and try again.";
+        return render(ctx, &parts.headers, &return_to, Some((msg, StatusCode::UNAUTHORIZED))).await;
+    }
+    store.reset_counter(&fail_key).await?;
+    let proof = Proof { level: Level::Aal2, method, auth_time: ctx.now };
+    let cookie = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    stepup_audit(ctx, Kind::StepUp, &who.user, "success", method.as_str());
+    Ok(redirect(&return_to, &[cookie]))
+}
+
+/// Checks a TOTP code and claims its time step: a step is accepted once, never an older one.
+pub async fn check_totp(
+    ctx: &Ctx,
+    user: &str,
+    factors: &Factors,
+    code: &str,
+) -> Result<Result<(), &'static str>, WebError> {
+    let Some(t) = &factors.totp else { return Ok(Err("no authenticator app enrolled")) };
+    let secret = ctx
+        .live
+        .secretbox
+        .open(&t.sealed_secret)
+        .ok_or_else(|| WebError::Internal("a TOTP secret cannot be opened: was the secret key changed?".into()))?;
+    let Some(step) = totp::check_code(&secret, code, ctx.now) else { return Ok(Err("wrong totp code")) };
+    if !ctx.state.store.raise_high_water(&format!("totp:{user}"), step).await? {
+        return Ok(Err("totp code already used"));
+    }
+    Ok(Ok(()))
+}
+
+async fn check_recovery(ctx: &Ctx, user: &str, code: &str) -> Result<Result<(), &'static str>, WebError> {
+    let normalized = recovery::normalize(code);
+    if normalized.is_empty() {
+        return Ok(Err("empty recovery code"));
+    }
+    let hash = recovery::hash(&ctx.live.secretbox, &normalized);
+    if ctx.state.store.take_recovery_code(user, &hash).await? {
+        Ok(Ok(()))
+    } else {
+        Ok(Err("unknown or used recovery code"))
+    }
+}

@@ -1,0 +1,31 @@
+//! Reading small urlencoded forms, bounded in size.
+
+use super::WebError;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use std::collections::HashMap;
+
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    pub fn get(&self, key: &str) -> &str {
+        self.0.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
+pub async fn read(body: Incoming) -> Result<Form, WebError> {
+    let bytes = Limited::new(body, MAX_FORM_BYTES)
+        .collect()
+        .await
+        .map_err(|_| WebError::BadForm("the form is too large or was cut off"))?
+        .to_bytes();
+    let mut map = HashMap::new();
+    for (k, v) in form_urlencoded::parse(&bytes) {
+        if map.insert(k.into_owned(), v.into_owned()).is_some() {
+            return Err(WebError::BadForm("a form field was sent twice"));
+        }
+    }
+    Ok(Form(map))
+}

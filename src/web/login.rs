@@ -1,0 +1,121 @@
+//! Sign-in (built-in users file) and sign-out, with attempts limited per user and per IP.
+
+use super::pages::{html, redirect, LoginPage, MessagePage};
+use super::{csrf, forms, return_to, sessions, WebError, WebResult};
+use crate::audit::{self, Kind};
+use crate::gateway::identify::load_session;
+use crate::gateway::Ctx;
+use crate::policy::level::{AuthMethod, Level, Proof};
+use crate::session::cookies;
+use http::{HeaderMap, Request, StatusCode};
+use hyper::body::Incoming;
+
+/// The value of one query parameter of the current request.
+pub fn query_param(ctx: &Ctx, name: &str) -> Option<String> {
+    let q = ctx.query.as_deref()?;
+    form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCode, &str)>) -> WebResult {
+    if !ctx.live.config.identity_is_builtin() {
+        return Err(WebError::BadForm("sign-in happens at the identity proxy in front of this gateway"));
+    }
+    let return_to = return_to::sanitize(&query_param(ctx, "return").unwrap_or_default());
+    let (token, set) = csrf::token(ctx, headers);
+    let (error, status, username) = match error {
+        Some((e, s, u)) => (Some(e), s, u),
+        None => (None, StatusCode::OK, ""),
+    };
+    let page = LoginPage { csrf: &token, return_to: &return_to, error, username };
+    html(&page, status, set.as_slice())
+}
+
+fn signin_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
+    audit::emit(&audit::Record {
+        kind: Kind::SignIn,
+        request_id: &ctx.request_id,
+        user: Some(user),
+        client_ip: ctx.client_ip,
+        rule: None,
+        decision,
+        reason,
+    });
+}
+
+pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    let (parts, body) = req.into_parts();
+    let form = forms::read(body).await?;
+    csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
+    let Some(users) = ctx.live.users.as_ref().filter(|_| ctx.live.config.identity_is_builtin()) else {
+        return Err(WebError::BadForm("built-in sign-in is not configured"));
+    };
+    let user = form.get("username").trim();
+    let return_to = return_to::sanitize(form.get("return"));
+    let cfg = &ctx.live.config;
+    let store = &*ctx.state.store;
+    let user_key = format!("signin:user:{}", user.to_ascii_lowercase());
+    let ip_key = format!("signin:ip:{}", ctx.client_ip);
+    let (by_user, by_ip) = (store.read_counter(&user_key, ctx.now).await?, store.read_counter(&ip_key, ctx.now).await?);
+    if by_user >= cfg.signin.max_failures_per_user || by_ip >= cfg.signin.max_failures_per_ip {
+        signin_audit(ctx, user, "locked", "too many failed sign-ins");
+        let msg = "Too many failed sign-ins. Wait a few minutes and try again.";
+        return show_with_return(ctx, &parts.headers, &return_to, msg, StatusCode::TOO_MANY_REQUESTS, user).await;
+    }
+    if user.is_empty() || !users.verify(user, form.get("password")) {
+        store.hit_counter(&user_key, cfg.signin.window, ctx.now).await?;
+        store.hit_counter(&ip_key, cfg.signin.window, ctx.now).await?;
+        signin_audit(ctx, user, "fail", "wrong user name or password");
+        let msg = "Wrong user name or password.";
+        return show_with_return(ctx, &parts.headers, &return_to, msg, StatusCode::UNAUTHORIZED, user).await;
+    }
+    store.reset_counter(&user_key).await?;
+    // A fresh session: no proof of an earlier session (or another user) carries over.
+    let previous = load_session(store, cfg, &parts.headers, ctx.now).await?;
+    if let Some((id, _)) = previous {
+        store.delete_session(&id.key()).await?;
+    }
+    let proof = Proof { level: Level::Aal1, method: AuthMethod::Password, auth_time: ctx.now };
+    let cookie = sessions::elevate(ctx, user, proof, None).await?;
+    signin_audit(ctx, user, "success", "password");
+    Ok(redirect(&return_to, &[cookie]))
+}
+
+async fn show_with_return(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    return_to: &str,
+    msg: &str,
+    status: StatusCode,
+    user: &str,
+) -> WebResult {
+    let (token, set) = csrf::token(ctx, headers);
+    let page = LoginPage { csrf: &token, return_to, error: Some(msg), username: user };
+    html(&page, status, set.as_slice())
+}
+
+pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    let (parts, body) = req.into_parts();
+    let form = forms::read(body).await?;
+    csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
+    let cfg = &ctx.live.config;
+    if let Some((id, s)) = load_session(&*ctx.state.store, cfg, &parts.headers, ctx.now).await? {
+        ctx.state.store.delete_session(&id.key()).await?;
+        audit::emit(&audit::Record {
+            kind: Kind::SignOut,
+            request_id: &ctx.request_id,
+            user: Some(&s.user),
+            client_ip: ctx.client_ip,
+            rule: None,
+            decision: "success",
+            reason: "sign-out",
+        });
+    }
+    let clear = cookies::clear(cookies::SESSION, cfg.public.https);
+    let page = MessagePage {
+        title: "Signed out",
+        text: "You are signed out of this gateway.",
+        link: "/.stepgate/login",
+        link_text: "Sign in again",
+    };
+    html(&page, StatusCode::OK, &[clear])
+}

@@ -1,0 +1,96 @@
+//! The gateway's own pages under `/.stepgate/`: sign-in, challenge, enrollment, account.
+//! Never forwarded.
+
+pub mod account;
+pub mod challenge;
+pub mod csrf;
+pub mod enroll;
+pub mod forms;
+pub mod login;
+pub mod pages;
+pub mod return_to;
+pub mod sessions;
+
+use crate::body::{self, Body};
+use crate::gateway::Ctx;
+use crate::respond::error_page;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+const STYLE_CSS: &str = include_str!("../../static/style.css");
+
+pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let sub = ctx.path.as_str()[crate::gateway::PREFIX.len()..].to_ascii_lowercase();
+    let method = req.method().clone();
+    let result = match (&method, sub.as_str()) {
+        (&Method::GET | &Method::HEAD, "/static/style.css") => Ok(static_file(STYLE_CSS, "text/css; charset=utf-8")),
+        (&Method::GET | &Method::HEAD, "/health") => Ok(Response::new(body::full("ok\n"))),
+        (&Method::GET | &Method::HEAD, "/login") => login::show(ctx, req.headers(), None).await,
+        (&Method::POST, "/login") => login::submit(ctx, req).await,
+        (&Method::POST, "/logout") => login::logout(ctx, req).await,
+        (&Method::GET | &Method::HEAD, "/challenge") => challenge::show(ctx, req.headers(), None).await,
+        (&Method::POST, "/challenge/totp") => challenge::submit_totp(ctx, req).await,
+        (&Method::POST, "/challenge/recovery") => challenge::submit_recovery(ctx, req).await,
+        (&Method::GET | &Method::HEAD, "/enroll/totp") => enroll::show(ctx, req.headers()).await,
+        (&Method::POST, "/enroll/totp") => enroll::submit(ctx, req).await,
+        (&Method::GET | &Method::HEAD, "/account" | "" | "/") => account::show(ctx, req.headers()).await,
+        (_, "/static/style.css" | "/health" | "/login" | "/challenge" | "/enroll/totp" | "/account") => {
+            return error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "Use the page's form.", ctx.json)
+        }
+        _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such gateway page.", ctx.json),
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(ctx),
+    }
+}
+
+fn static_file(text: &'static str, content_type: &'static str) -> Response<Body> {
+    let mut resp = Response::new(body::full(text));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    resp
+}
+
+/// Why a page could not be served. Turned into a response in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("store unavailable: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("bad form: {0}")]
+    BadForm(&'static str),
+    #[error("the form expired or did not come from this site")]
+    Csrf,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl WebError {
+    pub fn into_response(self, ctx: &Ctx) -> Response<Body> {
+        match self {
+            WebError::Store(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable on a gateway page");
+                error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "The gateway cannot reach its store right now. Please try again shortly.",
+                    ctx.json,
+                )
+            }
+            WebError::BadForm(why) => error_page(StatusCode::BAD_REQUEST, "Bad request", why, ctx.json),
+            WebError::Csrf => error_page(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "The form expired or did not come from this site. Go back, reload the page and try again.",
+                ctx.json,
+            ),
+            WebError::Internal(msg) => {
+                tracing::error!(request_id = %ctx.request_id, error = %msg, "internal error on a gateway page");
+                error_page(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "Something went wrong.", ctx.json)
+            }
+        }
+    }
+}
+
+pub type WebResult = Result<Response<Body>, WebError>;

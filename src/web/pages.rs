@@ -1,0 +1,112 @@
+//! Page structs (askama templates in `templates/`) and the headers every gateway page sends.
+
+use super::WebError;
+use crate::body::{self, Body};
+use askama::Template;
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, SET_COOKIE,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use http::{Response, StatusCode};
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Strict headers on every gateway page: no inline script, no framing, no caching.
+pub fn page_headers(h: &mut HeaderMap) {
+    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("same-origin"));
+}
+
+/// Renders a page with the given status and cookies.
+pub fn html(page: &impl Template, status: StatusCode, cookies: &[HeaderValue]) -> Result<Response<Body>, WebError> {
+    let text = page.render().map_err(|e| WebError::Internal(format!("template: {e}")))?;
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    page_headers(h);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    for c in cookies {
+        h.append(SET_COOKIE, c.clone());
+    }
+    Ok(resp)
+}
+
+/// 303 See Other to a local path (already sanitized by the caller).
+pub fn redirect(location: &str, cookies: &[HeaderValue]) -> Response<Body> {
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    let h = resp.headers_mut();
+    page_headers(h);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(LOCATION, v);
+    }
+    for c in cookies {
+        h.append(SET_COOKIE, c.clone());
+    }
+    resp
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub csrf: &'a str,
+    pub return_to: &'a str,
+    pub error: Option<&'a str>,
+    pub username: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "challenge.html")]
+pub struct ChallengePage<'a> {
+    pub csrf: &'a str,
+    pub return_to: &'a str,
+    pub user: &'a str,
+    pub level: &'a str,
+    pub offer_totp: bool,
+    pub offer_recovery: bool,
+    pub no_factor: bool,
+    pub needs_webauthn: bool,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "enroll_totp.html")]
+pub struct EnrollTotpPage<'a> {
+    pub csrf: &'a str,
+    pub return_to: &'a str,
+    pub qr_svg: &'a str,
+    pub secret: &'a str,
+    pub uri: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage<'a> {
+    pub codes: &'a [String],
+    pub return_to: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub csrf: &'a str,
+    pub user: &'a str,
+    pub level: &'a str,
+    pub methods: &'a str,
+    pub totp: bool,
+    pub recovery_left: usize,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub text: &'a str,
+    pub link: &'a str,
+    pub link_text: &'a str,
+}

@@ -1,0 +1,31 @@
+//! Making and ending sessions. Every sign-in and every elevation gets a new session id.
+
+use super::WebError;
+use crate::gateway::Ctx;
+use crate::policy::level::Proof;
+use crate::session::{cookies, Session, SessionId};
+use http::HeaderValue;
+
+/// Records `proof` for `user` under a NEW session id, carrying over the proofs of `previous`
+/// when it belongs to the same user, and deletes `previous`. Returns the Set-Cookie.
+pub async fn elevate(
+    ctx: &Ctx,
+    user: &str,
+    proof: Proof,
+    previous: Option<(SessionId, Session)>,
+) -> Result<HeaderValue, WebError> {
+    let cfg = &ctx.live.config;
+    let store = &*ctx.state.store;
+    let mut session = Session::new(user, proof.clone());
+    if let Some((old_id, old)) = previous {
+        if old.user == user {
+            session = Session { last_seen: ctx.now, ..old };
+            session.record(proof);
+        }
+        store.delete_session(&old_id.key()).await?;
+    }
+    let id = SessionId::generate();
+    let (idle, absolute) = (cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout);
+    store.put_session(&id.key(), &session, session.expires_at(idle, absolute)).await?;
+    Ok(cookies::set(cookies::SESSION, id.as_cookie_value(), cfg.public.https, None))
+}

@@ -1,0 +1,124 @@
+//! Header hygiene: spoofed identity headers, hop-by-hop headers, X-Forwarded-For, own cookies.
+
+use crate::support::{Harness, Options, T0, USER};
+use http::StatusCode;
+
+const SPOOFS: [(&str, &str); 3] =
+    [("X-Stepgate-User", "root"), ("X_Stepgate_User", "root"), ("x-stepgate-level", "aal3")];
+
+fn headers_with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut h = SPOOFS.to_vec();
+    h.extend_from_slice(extra);
+    h
+}
+
+/// No header the app got folds to `x-stepgate-*` with a spoofed value.
+fn assert_no_spoof(echoed: &serde_json::Map<String, serde_json::Value>) {
+    for (name, value) in echoed {
+        let folded = name.replace('_', "-");
+        let v = value.as_str().unwrap_or("");
+        assert!(!v.contains("root") && !v.contains("aal3"), "spoofed value reached the app: {name}: {v}");
+        if folded.starts_with("x-stepgate-") {
+            assert!(name.starts_with("x-stepgate-"), "an underscore spelling reached the app: {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn public_route_strips_spoofed_identity_hop_by_hop_and_forwarded_headers() {
+    let h = Harness::start().await;
+    let mut c = h.client();
+    c.jar.insert("stepgate_csrf".into(), "c".repeat(43));
+    c.jar.insert("app".into(), "1".into());
+    let headers = headers_with(&[
+        ("Connection", "x-foo"),
+        ("X-Foo", "1"),
+        ("X-Forwarded-For", "1.2.3.4"),
+        ("X-Real-IP", "1.2.3.4"),
+        ("Forwarded", "for=1.2.3.4"),
+    ]);
+    let r = c.get_with("/echo/public/x", &headers).await;
+    let echoed = r.echoed_headers();
+    assert_no_spoof(&echoed);
+    for name in ["x-stepgate-user", "x-stepgate-level", "x_stepgate_user", "x-stepgate-auth-time", "x-stepgate-methods"]
+    {
+        assert!(!echoed.contains_key(name), "anonymous request: {name} must not reach the app: {echoed:?}");
+    }
+    assert!(!echoed.contains_key("x-foo"), "a header named by Connection is hop-by-hop: {echoed:?}");
+    assert_ne!(echoed.get("connection").and_then(|v| v.as_str()), Some("x-foo"));
+    assert_eq!(echoed["x-forwarded-for"], "127.0.0.1", "an untrusted peer's XFF is replaced by the peer IP");
+    assert!(!echoed.contains_key("x-real-ip") && !echoed.contains_key("forwarded"));
+    assert_eq!(echoed["x-forwarded-proto"], "http");
+    assert_eq!(echoed["x-forwarded-host"], crate::support::HOST);
+    assert_eq!(echoed["cookie"], "app=1", "the gateway's own cookies never reach the app");
+    assert!(echoed.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn signed_in_route_gets_the_real_identity_only() {
+    let h = Harness::start().await;
+    let mut c = h.client();
+    c.sign_in().await;
+    let session = c.session().unwrap();
+    c.jar.insert("app".into(), "1".into());
+    assert!(c.cookie("stepgate_csrf").is_some());
+    let r = c
+        .get_with("/echo", &headers_with(&[("Connection", "x-foo"), ("X-Foo", "1"), ("X-Forwarded-For", "1.2.3.4")]))
+        .await;
+    let echoed = r.echoed_headers();
+    assert_no_spoof(&echoed);
+    assert_eq!(echoed["x-stepgate-user"], USER);
+    assert_eq!(echoed["x-stepgate-level"], "aal1");
+    assert_eq!(echoed["x-stepgate-auth-time"], T0.to_string());
+    assert_eq!(echoed["x-stepgate-methods"], "password");
+    assert!(!echoed.contains_key("x_stepgate_user"));
+    assert!(!echoed.contains_key("x-foo"));
+    assert_eq!(echoed["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echoed["cookie"], "app=1");
+    let all = serde_json::Value::Object(echoed).to_string();
+    assert!(!all.contains(&session), "the session id never reaches the app");
+}
+
+fn header_mode(trusted: &str) -> Options {
+    Options {
+        listen_extra: format!("trusted_proxies = [\"{trusted}\"]"),
+        identity: Some("[identity]\nsource = \"header\"\nheader = \"X-Remote-User\"\n".into()),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn header_identity_from_a_trusted_proxy_is_honoured() {
+    let h = Harness::with(header_mode("127.0.0.1/32")).await;
+    let mut c = h.client();
+    let r = c
+        .get_with(
+            "/echo",
+            &[("X-Remote-User", "bob"), ("X-Stepgate-User", "root"), ("X-Forwarded-For", "198.51.100.7")],
+        )
+        .await;
+    let echoed = r.echoed_headers();
+    assert_eq!(echoed["x-stepgate-user"], "bob");
+    assert_eq!(echoed["x-stepgate-level"], "aal1");
+    assert_eq!(echoed["x-stepgate-methods"], "header");
+    assert!(!echoed.contains_key("x-remote-user"), "the asserted header itself is not forwarded");
+    assert_eq!(echoed["x-forwarded-for"], "198.51.100.7, 127.0.0.1", "a trusted proxy's chain is kept");
+
+    // Without the header, nobody is signed in.
+    let r = c.get("/echo").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn header_identity_from_an_untrusted_peer_is_stripped() {
+    let h = Harness::with(header_mode("10.9.9.9/32")).await;
+    let mut c = h.client();
+    let r = c.get_with("/echo", &[("X-Remote-User", "bob")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "an untrusted peer cannot assert a user: {}", r.body);
+    assert!(!r.body.contains("bob"));
+    // On a public route the request is forwarded, without the header.
+    let r = c.get_with("/echo/public/x", &[("X-Remote-User", "bob"), ("X_Remote_User", "bob")]).await;
+    let echoed = r.echoed_headers();
+    assert!(!echoed.contains_key("x-remote-user") && !echoed.contains_key("x_remote_user"), "{echoed:?}");
+    assert!(!echoed.contains_key("x-stepgate-user"));
+}

@@ -1,0 +1,17 @@
+//! stepgate's integration tests: the real server (gateway + demo app upstream) on ephemeral
+//! ports, driven over HTTP and raw TCP. One test binary; modules by concern.
+
+mod support;
+
+mod csrf;
+mod headers;
+mod max_age;
+mod open_redirect;
+mod paths;
+mod redis;
+mod restart;
+mod rfc9470;
+mod signin;
+mod streaming;
+mod totp;
+mod upstream;

@@ -1,0 +1,133 @@
+//! Path attacks: no spelling of a protected path reaches the app unchallenged; the gateway's
+//! own prefix is recognised in every spelling.
+
+use crate::support::{raw, Harness, Options};
+
+const RULES: &str = r#"
+[[rule]]
+name = "admin"
+path = "/admin/**"
+require = "aal2"
+
+[default]
+require = "none"
+"#;
+
+const ATTACKS: &[&str] = &[
+    "/admin",
+    "//admin",
+    "/./admin",
+    "/public/../admin",
+    "/%61dmin",
+    "/ADMIN",
+    "/Admin/x",
+    "/admin%2fx",
+    "/admin%2Fx",
+    "/admin;x",
+    "/admin/;x",
+    "/public/%2e%2e/admin",
+    "/public/%2E%2E/admin",
+    "/public/.%2e/admin",
+    "/%2e%2e/admin",
+    "/../admin",
+    "/admin%5cx",
+    "/admin%00",
+    "///admin",
+    "/admin/",
+    "/a/b/../../admin",
+    "/%41DMIN",
+    "/admin%zz",
+    "/adm%69n",
+    "/admin/./x",
+    "/admin?x=/public",
+    "/public/..;/admin",
+    "/admin/%2e%2e/admin",
+    "/admin/.",
+    "/admin/..%2fadmin",
+    "/public%2f..%2fadmin",
+    "/admin\\x",
+    "/admin/x#frag",
+    "/%2fadmin",
+    "/admin%09",
+    "/ad%6Din/x?y=1",
+    "http://stepgate.test/admin",
+    "http://stepgate.test//admin/../admin",
+    "http://other.example/admin",
+];
+
+/// Targets whose dot segments resolve outside `/admin`: forwarded, but as the resolved path,
+/// so the app never sees an admin path (the path matched is the path forwarded).
+/// `/echo` shows the path the app received.
+const RESOLVE_ELSEWHERE: &[(&str, &str)] =
+    &[("/admin/%2e%2e/x", "/x"), ("/admin/%2e%2e/echo/x", "/echo/x"), ("/admin/../echo/public/y", "/echo/public/y")];
+
+fn admin_harness() -> Options {
+    Options { rules: RULES.into(), ..Options::default() }
+}
+
+#[tokio::test]
+async fn no_spelling_of_admin_reaches_the_app_anonymously() {
+    let h = Harness::with(admin_harness()).await;
+    // The harness can see a forward.
+    let control = raw::get(h.addr, "/public/x", &[]).await;
+    assert_eq!(control.status, 200, "{}", control.body_text());
+    assert!(control.body_text().contains("A public page"), "{}", control.body_text());
+
+    let mut failures = Vec::new();
+    for target in ATTACKS {
+        for (accept, allowed) in [("application/json", [400, 401]), ("text/html", [400, 302])] {
+            let r = raw::get(h.addr, target, &[("Accept", accept)]).await;
+            let body = r.body_text();
+            let from_app = body.contains("The admin area") || body.contains("demo app");
+            if !allowed.contains(&r.status) || from_app {
+                failures.push(format!(
+                    "{target} (Accept: {accept}) -> {} {}",
+                    r.status,
+                    body.lines().next().unwrap_or("")
+                ));
+            }
+            if r.status == 302 {
+                let loc = r.header("location").unwrap_or_default();
+                assert!(loc.starts_with("/.stepgate/login?return="), "{target}: redirect to {loc}");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "protected path reached or mishandled:\n{}", failures.join("\n"));
+
+    for (target, resolved) in RESOLVE_ELSEWHERE {
+        let r = raw::get(h.addr, target, &[]).await;
+        assert_eq!(r.status, 200, "{target}: {}", r.body_text());
+        let seen = r.body_text();
+        if let Some(json) = seen.strip_prefix('{').map(|_| seen.as_str()) {
+            let v: serde_json::Value = serde_json::from_str(json).expect("echo JSON");
+            assert_eq!(v["path"], *resolved, "{target}: the app sees the resolved path only");
+        } else {
+            assert_eq!(seen, format!("demo app: {resolved}"), "{target}: the app sees the resolved path only");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_prefix_is_the_gateways_in_every_spelling() {
+    let h = Harness::with(admin_harness()).await;
+    let r = raw::get(h.addr, "/.stepgate/nope", &[("Accept", "application/json")]).await;
+    assert_eq!(r.status, 404);
+    assert!(r.body_text().contains("No such gateway page"), "{}", r.body_text());
+    assert!(!r.body_text().contains("demo app"));
+
+    for target in
+        ["/.STEPGATE/login", "/x/../.stepgate/login", "/.stepgate/./login", "//.stepgate//login", "/%2Estepgate/login"]
+    {
+        let r = raw::get(h.addr, target, &[("Accept", "text/html")]).await;
+        assert_eq!(r.status, 200, "{target}: {}", r.body_text());
+        let body = r.body_text();
+        assert!(body.contains("action=\"/.stepgate/login\"") && body.contains("name=\"csrf\""), "{target}: {body}");
+        assert!(!body.contains("demo app"), "{target} went to the app");
+    }
+    // Unknown gateway paths in odd spellings are the gateway's 404 too, never the app's.
+    for target in ["/.StepGate/nope", "/public/../.stepgate/nope"] {
+        let r = raw::get(h.addr, target, &[]).await;
+        assert_eq!(r.status, 404, "{target}");
+        assert!(!r.body_text().contains("demo app"));
+    }
+}

@@ -1,0 +1,50 @@
+//! RFC 9470 step-up challenges for API clients; redirects for browser navigations.
+
+use crate::support::flows::signed_in;
+use crate::support::{client::full, Harness, ORIGIN};
+use http::{Method, StatusCode};
+
+#[tokio::test]
+async fn api_client_gets_401_with_the_rfc_9470_challenge() {
+    let h = Harness::start().await;
+    let mut c = signed_in(&h).await;
+    let r = c
+        .request(
+            Method::POST,
+            "/transfer",
+            &[("accept", "application/json"), ("content-type", "application/x-www-form-urlencoded")],
+            full("to=bob&amount=10"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"StepUp error="insufficient_user_authentication", acr_values="aal2", max_age=300"#)
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(v["error"], "insufficient_user_authentication");
+    assert_eq!(v["required_level"], "aal2");
+    assert_eq!(v["max_age"], 300);
+    assert_eq!(v["challenge_url"], format!("{ORIGIN}/.stepgate/challenge?return=%2Ftransfer"));
+}
+
+#[tokio::test]
+async fn browser_navigation_is_redirected_to_the_challenge_page() {
+    let h = Harness::start().await;
+    let mut c = signed_in(&h).await;
+    let r = c.get_with("/transfer", &[("accept", "text/html")]).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.location(), "/.stepgate/challenge?return=%2Ftransfer");
+    assert!(!r.body.contains("Transfer money"));
+
+    // Anonymous: to the login page; API: 401 pointing at it.
+    let mut anon = h.client();
+    let r = anon.get_with("/transfer?x=1", &[("accept", "text/html")]).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.location(), "/.stepgate/login?return=%2Ftransfer%3Fx%3D1");
+    let r = anon.get_with("/account", &[("accept", "application/json")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").unwrap_or("").starts_with("StepUp "));
+    assert_eq!(r.json()["challenge_url"], format!("{ORIGIN}/.stepgate/login?return=%2Faccount"));
+}

@@ -1,0 +1,126 @@
+//! The upstream side: failures, timeouts, upgrades, graceful shutdown.
+
+use crate::support::client::empty;
+use crate::support::{raw, Harness, Options, HOST, PATIENCE};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn a_closed_upstream_gives_502_in_the_clients_format() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let h = Harness::with(Options { upstream_url: Some(format!("http://{closed}")), ..Options::default() }).await;
+    let mut c = h.client();
+    let r = c.get_with("/public/x", &[("accept", "application/json")]).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["error"], "Bad gateway");
+    assert!(!r.body.contains(&closed.port().to_string()), "the upstream address is not disclosed");
+
+    let r = c.browse("/public/x").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(r.body.contains("<h1>Bad gateway</h1>"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gives_504() {
+    let h =
+        Harness::with(Options { upstream_extra: "response_timeout = \"500ms\"".into(), ..Options::default() }).await;
+    let mut c = h.client();
+    let r = c.get("/slow?ms=3000").await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
+    assert_eq!(r.json()["error"], "Gateway timeout");
+    // A quick answer within the timeout still goes through.
+    let r = c.get("/slow?ms=10").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "slept 10 ms");
+}
+
+/// Sends an upgrade request for /ws, expects 101, then checks bytes come back.
+async fn upgrade_and_echo(addr: std::net::SocketAddr, cookie: Option<&str>) -> Result<(), String> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{cookie}\r\n"
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut byte)).await.expect("answer in time").unwrap();
+        if n == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = raw::parse_status(&head);
+    if status != 101 {
+        return Err(format!("status {status}: {head}"));
+    }
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("upgrade: websocket"), "{head}");
+    for msg in [&b"hello through the gateway"[..], &b"\x00\x01binary\xff"[..]] {
+        stream.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(PATIENCE, stream.read_exact(&mut back)).await.expect("echo in time").unwrap();
+        assert_eq!(back, msg);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through_on_a_public_route() {
+    let h = Harness::start().await;
+    upgrade_and_echo(h.addr, None).await.expect("101 and an echo");
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through_on_a_signed_in_route() {
+    let rules = "[[rule]]\nname = \"ws\"\npath = \"/ws\"\nrequire = \"aal1\"\n\n[default]\nrequire = \"none\"\n";
+    let h = Harness::with(Options { rules: rules.into(), ..Options::default() }).await;
+    let err = upgrade_and_echo(h.addr, None).await.expect_err("anonymous upgrade is refused");
+    assert!(err.starts_with("status 401"), "{err}");
+    let mut c = h.client();
+    c.sign_in().await;
+    let cookie = format!("stepgate_session={}", c.session().unwrap());
+    upgrade_and_echo(h.addr, Some(&cookie)).await.expect("101 and an echo when signed in");
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish() {
+    let mut h = Harness::start().await;
+    // One keep-alive connection, known to be accepted and served before the slow request.
+    let stream = TcpStream::connect(h.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let get = |path: &str| http::Request::get(path).header("host", HOST).body(empty()).unwrap();
+    let warm = sender.send_request(get("/public/x")).await.unwrap();
+    assert_eq!(warm.status(), StatusCode::OK);
+    warm.into_body().collect().await.unwrap();
+
+    let in_flight = tokio::spawn(async move {
+        let resp = sender.send_request(get("/slow?ms=1000")).await.expect("an answer, not a reset");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("the whole body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    });
+    // Only to order events: let the request reach the upstream before the shutdown.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let addr = h.addr;
+    h.shutdown().await;
+    let (status, body) = tokio::time::timeout(PATIENCE, in_flight).await.expect("finishes").expect("the task ran");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "slept 1000 ms");
+    assert!(TcpStream::connect(addr).await.is_err(), "no new connections after shutdown");
+}
