@@ -80,8 +80,18 @@ async fn a_cached_session_is_evicted_when_another_instance_changes_it() {
     let now = SystemClock.now();
     let s = Session::new("alice", Proof { method: AuthMethod::Password, level: Level::Aal1, auth_time: now });
     a.put_session("k", &s, now.plus(Duration::from_secs(600))).await.unwrap();
-    assert_eq!(b.get_session("k", now).await.unwrap(), Some(s.clone()));
-    assert!(b.cache.get("k").is_some(), "b keeps the session it read");
+    // a's put publishes an invalidation that may reach b after b's first read has begun: that
+    // read must not fill the cache (it raced), so b reads until a read fills it.
+    let mut filled = false;
+    for _ in 0..100 {
+        assert_eq!(b.get_session("k", now).await.unwrap(), Some(s.clone()));
+        if b.cache.get("k").is_some() {
+            filled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(filled, "b keeps the session it read once no invalidation is in flight");
 
     let mut stepped = s.clone();
     stepped.record(Proof { method: AuthMethod::Totp, level: Level::Aal2, auth_time: now });
