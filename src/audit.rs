@@ -36,6 +36,8 @@ pub struct Record<'a> {
     pub rule: Option<&'a str>,
     pub decision: &'a str,
     pub reason: &'a str,
+    /// The risk score and its reason codes, on decisions.
+    pub risk: Option<(u8, &'a str)>,
 }
 
 pub fn emit(r: &Record<'_>) {
@@ -48,5 +50,7 @@ pub fn emit(r: &Record<'_>) {
         rule = r.rule.unwrap_or("-"),
         decision = r.decision,
         reason = r.reason,
+        risk_score = r.risk.map(|(s, _)| s),
+        risk_reasons = r.risk.map(|(_, codes)| codes),
     );
 }

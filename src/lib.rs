@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod policy;
 pub mod proxy;
 pub mod respond;
+pub mod risk;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -4,6 +4,7 @@ pub mod raw;
 pub mod store;
 
 use crate::policy::routes::RouteTable;
+use crate::risk::config::RiskConfig;
 use ipnet::IpNet;
 use raw::RawConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +37,7 @@ pub struct Config {
     pub signin: Signin,
     pub totp: Totp,
     pub routes: RouteTable,
+    pub risk: RiskConfig,
 }
 
 /// The URL end users see: decides cookie flags and the origin checked on forms.
@@ -194,7 +196,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         failure_window: parse_duration("totp.failure_window", &raw.totp.failure_window)?,
     };
     let routes = RouteTable::build(&raw.rules, &raw.default, raw.routes.case_sensitive)?;
-    Ok(Config { listen, public, trusted_proxies, upstream, store, identity, sessions, signin, totp, routes })
+    let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
+    Ok(Config { listen, public, trusted_proxies, upstream, store, identity, sessions, signin, totp, routes, risk })
 }
 
 fn positive(key: &str, v: u64) -> Result<u64, ConfigError> {

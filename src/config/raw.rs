@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub totp: RawTotp,
     #[serde(default)]
     pub routes: RawRoutes,
+    #[serde(default)]
+    pub risk: Option<crate::risk::config::RawRisk>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RawRule>,
     pub default: RawDefaultRule,
@@ -155,7 +157,7 @@ pub struct RawRoutes {
 }
 
 /// One `[[rule]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub name: String,
@@ -174,6 +176,24 @@ pub struct RawRule {
     /// "deny" blocks the route outright.
     #[serde(default)]
     pub action: Option<String>,
+    /// Allowed hours, e.g. "08:00-18:00" (risk: time signal).
+    #[serde(default)]
+    pub hours: Option<String>,
+    /// Allowed days, e.g. ["mon", "tue", "wed", "thu", "fri"].
+    #[serde(default)]
+    pub days: Option<Vec<String>>,
+    /// The zone `hours` and `days` are read in (default: risk.time.time_zone).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// "score" (default) or "deny": what happens outside `hours`/`days`.
+    #[serde(default)]
+    pub outside_hours: Option<String>,
+    /// Overrides risk.step_up_at for this rule.
+    #[serde(default)]
+    pub step_up_at: Option<i64>,
+    /// Overrides risk.deny_at for this rule.
+    #[serde(default)]
+    pub deny_at: Option<i64>,
 }
 
 /// `[default]`: what applies where no rule matches.

@@ -1,13 +1,14 @@
 //! The request path, as fixed phases:
-//! normalize → /.stepgate/ pages? → classify → identify → decide → act (forward | challenge | deny) → audit.
+//! normalize → /.stepgate/ pages? → classify → identify → risk → decide → act (forward | challenge | deny) → audit.
 
 pub mod identify;
+pub mod risk;
 pub mod stepup;
 
 use crate::audit::{self, Kind};
 use crate::body::{self, Body};
 use crate::clock::UnixTime;
-use crate::policy::decide::{decide, effective_level, Decision};
+use crate::policy::decide::{decide_with_risk, effective_level, Decision};
 use crate::policy::level::{Level, Proof};
 use crate::policy::normalize::{normalize_host, normalize_path, NormalizedPath};
 use crate::policy::routes::Action;
@@ -30,6 +31,7 @@ pub const X_USER: HeaderName = HeaderName::from_static("x-stepgate-user");
 pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");
 pub const X_AUTH_TIME: HeaderName = HeaderName::from_static("x-stepgate-auth-time");
 pub const X_METHODS: HeaderName = HeaderName::from_static("x-stepgate-methods");
+pub const X_RISK: HeaderName = HeaderName::from_static("x-stepgate-risk");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Everything about one request that the phases after normalization need.
@@ -45,6 +47,31 @@ pub struct Ctx {
     pub query: Option<String>,
     /// The user a trusted proxy asserts (identity source "header" only).
     pub asserted: Option<String>,
+    /// What the risk scorer reads off the request (empty when `[risk]` is absent).
+    pub risk_ctx: RiskRequest,
+}
+
+/// The request headers the risk scorer needs, read once.
+#[derive(Debug, Clone, Default)]
+pub struct RiskRequest {
+    pub user_agent: String,
+    pub device_cookie: Option<String>,
+}
+
+impl RiskRequest {
+    fn read(cfg: &crate::config::Config, headers: &http::HeaderMap) -> RiskRequest {
+        if !cfg.risk.enabled {
+            return RiskRequest::default();
+        }
+        RiskRequest {
+            user_agent: headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+            device_cookie: cookies::get(headers, cookies::DEVICE, cfg.public.https),
+        }
+    }
 }
 
 impl Ctx {
@@ -105,6 +132,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
         path,
         query,
         asserted: identify::asserted_user(cfg, req.headers(), peer_trusted),
+        risk_ctx: RiskRequest::read(cfg, req.headers()),
     };
     if is_gateway_path(ctx.path.as_str()) {
         return crate::web::handle(&ctx, req).await;
@@ -142,25 +170,55 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
         }
     };
 
-    let decision = decide(&rule.action, who.as_ref().map(|w| w.proofs.as_slice()), now);
+    // Public routes are not scored: they need nobody, and scoring would cost them a store read.
+    let scored = if public {
+        risk::Scored::default()
+    } else {
+        match risk::score(&ctx, rule, who.as_ref(), risk::Count::ThisRequest).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable; protected route refused");
+                audit_decision(&ctx, None, &rule.name, "unavailable", "store unavailable");
+                return error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "The gateway cannot check your session right now. Please try again shortly.",
+                    json,
+                );
+            }
+        }
+    };
+    let decision = decide_with_risk(&rule.action, who.as_ref().map(|w| w.proofs.as_slice()), now, &scored.verdict);
     let user = who.as_ref().map(|w| w.user.as_str());
+    let audit = |decision: &str, reason: &str| audit_decision_scored(&ctx, user, &rule.name, decision, reason, &scored);
     match decision {
         Decision::Forward { proof } => {
             if !public {
-                audit_decision(&ctx, user, &rule.name, "forward", proof.as_ref().map_or("", |p| p.method.as_str()));
+                audit("forward", proof.as_ref().map_or("", |p| p.method.as_str()));
             }
-            forward(&ctx, req, who.as_ref(), peer.ip(), peer_trusted).await
+            let risk_header = (!public).then_some(scored.assessment.score);
+            if let (Some(w), false) = (&who, public) {
+                if let Err(e) = risk::remember_request(&ctx, w, scored.clone()).await {
+                    tracing::warn!(request_id = %ctx.request_id, error = %e, "risk history not updated");
+                }
+            }
+            forward(&ctx, req, who.as_ref(), risk_header, peer.ip(), peer_trusted).await
         }
         Decision::SignIn { need } => {
-            audit_decision(&ctx, user, &rule.name, "signin", "no session");
+            audit("signin", "no session");
             stepup::respond(&ctx, req.method(), req.headers(), &need, stepup::Need::SignIn)
         }
         Decision::StepUp { need } => {
-            audit_decision(&ctx, user, &rule.name, "challenge", "proof too weak or too old");
+            let why = if scored.verdict.raise.is_some() || scored.verdict.distrust_elevation {
+                "risk raised the requirement"
+            } else {
+                "proof too weak or too old"
+            };
+            audit("challenge", why);
             stepup::respond(&ctx, req.method(), req.headers(), &need, stepup::Need::StepUp)
         }
         Decision::Deny { reason } => {
-            audit_decision(&ctx, user, &rule.name, "deny", reason);
+            audit("deny", reason);
             error_page(StatusCode::FORBIDDEN, "Forbidden", "This address is not available through the gateway.", json)
         }
     }
@@ -171,6 +229,18 @@ fn has_session_cookie(ctx: &Ctx, req: &Request<Incoming>) -> bool {
 }
 
 fn audit_decision(ctx: &Ctx, user: Option<&str>, rule: &str, decision: &str, reason: &str) {
+    audit_decision_scored(ctx, user, rule, decision, reason, &risk::Scored::default());
+}
+
+fn audit_decision_scored(
+    ctx: &Ctx,
+    user: Option<&str>,
+    rule: &str,
+    decision: &str,
+    reason: &str,
+    scored: &risk::Scored,
+) {
+    let reasons = scored.assessment.reasons();
     audit::emit(&audit::Record {
         kind: Kind::Decision,
         request_id: &ctx.request_id,
@@ -179,6 +249,7 @@ fn audit_decision(ctx: &Ctx, user: Option<&str>, rule: &str, decision: &str, rea
         rule: Some(rule),
         decision,
         reason,
+        risk: Some((scored.assessment.score, reasons.as_str())),
     });
 }
 
@@ -200,6 +271,7 @@ async fn forward(
     ctx: &Ctx,
     mut req: Request<Incoming>,
     who: Option<&Who>,
+    risk_score: Option<u8>,
     peer_ip: IpAddr,
     peer_trusted: bool,
 ) -> Response<Body> {
@@ -212,6 +284,9 @@ async fn forward(
                 headers.insert(name, v);
             }
         }
+    }
+    if let Some(score) = risk_score {
+        headers.insert(X_RISK, HeaderValue::from(u16::from(score)));
     }
     let proto = if cfg.public.https { "https" } else { "http" };
     // The chain grows by the hop that connected to us, not by the client address read from it.

@@ -3,6 +3,7 @@
 use crate::clock::UnixTime;
 use crate::policy::level::{Level, Proof};
 use crate::policy::routes::{method_ceiling, Action, Requirement};
+use std::time::Duration;
 
 /// What to do with a request. Acted on in exactly one place (the gateway pipeline).
 #[must_use]
@@ -59,6 +60,66 @@ pub fn decide(action: &Action, proofs: Option<&[Proof]>, now: UnixTime) -> Decis
         Some(p) => Decision::Forward { proof: Some(p.clone()) },
         None => Decision::StepUp { need: need.clone() },
     }
+}
+
+/// What the risk score does to a rule, settled before deciding (see `gateway::risk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RiskVerdict {
+    /// The score reached `deny_at`, or a finding blocks outright.
+    pub deny: bool,
+    /// The score reached `step_up_at`: the level rises one step and `max_age` shortens.
+    pub raise: Option<Raise>,
+    /// The context changed too much since the last proof: only sign-in proofs count.
+    pub distrust_elevation: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raise {
+    /// Raise the level one step (aal1 → aal2 → aal3); false: only shorten `max_age`.
+    pub level: bool,
+    pub max_age: Duration,
+}
+
+/// The requirement a raised risk turns `need` into. A public route stays public. The level
+/// rises only where an allowed method can reach the higher level; `max_age` shortens always.
+pub fn raised(need: &Requirement, raise: Raise) -> Requirement {
+    if need.level == Level::None {
+        return need.clone();
+    }
+    let up = match need.level {
+        Level::Aal1 => Level::Aal2,
+        _ => Level::Aal3,
+    };
+    let reachable = need.allow.as_ref().is_none_or(|a| a.iter().any(|m| method_ceiling(*m) >= up));
+    Requirement {
+        level: if raise.level && reachable { up } else { need.level },
+        max_age: Some(need.max_age.map_or(raise.max_age, |m| m.min(raise.max_age))),
+        allow: need.allow.clone(),
+    }
+}
+
+/// The requirement in force for this request once risk is counted; None when risk denies it.
+pub fn effective_requirement(action: &Action, risk: &RiskVerdict) -> Option<Action> {
+    if risk.deny {
+        return None;
+    }
+    Some(match (action, risk.raise) {
+        (Action::Require(need), Some(raise)) => Action::Require(raised(need, raise)),
+        _ => action.clone(),
+    })
+}
+
+/// `decide`, with the risk verdict applied first.
+pub fn decide_with_risk(action: &Action, proofs: Option<&[Proof]>, now: UnixTime, risk: &RiskVerdict) -> Decision {
+    let Some(action) = effective_requirement(action, risk) else {
+        return Decision::Deny { reason: "risk too high" };
+    };
+    if !risk.distrust_elevation {
+        return decide(&action, proofs, now);
+    }
+    let signin_only: Option<Vec<Proof>> =
+        proofs.map(|ps| ps.iter().filter(|p| effective_level(p) <= Level::Aal1).cloned().collect());
+    decide(&action, signin_only.as_deref(), now)
 }
 
 #[cfg(test)]

@@ -107,3 +107,74 @@ fn decision_table() {
         assert_eq!(got, expected, "row: {name}");
     }
 }
+
+#[test]
+fn risk_raises_the_level_shortens_max_age_and_denies() {
+    use AuthMethod::*;
+    use Level::{Aal1, Aal2, Aal3};
+    let five = Duration::from_secs(300);
+    let raise = RiskVerdict { raise: Some(Raise { level: true, max_age: five }), ..RiskVerdict::default() };
+    let only_age = RiskVerdict { raise: Some(Raise { level: false, max_age: five }), ..RiskVerdict::default() };
+    let deny = RiskVerdict { deny: true, ..RiskVerdict::default() };
+    let distrust = RiskVerdict { distrust_elevation: true, ..RiskVerdict::default() };
+    let calm = RiskVerdict::default();
+    let pw = proof(Aal1, Password, 10);
+    let totp_fresh = proof(Aal2, Totp, 60);
+    let totp_old = proof(Aal2, Totp, 600);
+    let wa = proof(Aal3, Webauthn, 30);
+    let public = Action::Require(req(Level::None, None, None));
+    let aal1 = Action::Require(req(Aal1, None, None));
+    let aal2 = Action::Require(req(Aal2, None, None));
+    let aal2_totp_only = Action::Require(req(Aal2, Some(3600), Some(&[Totp])));
+    type Row<'a> = (&'a str, &'a Action, &'a RiskVerdict, Vec<Proof>, Option<Requirement>);
+    let rows: Vec<Row> = vec![
+        ("calm: aal1 with a password", &aal1, &calm, vec![pw.clone()], None),
+        ("raised: aal1 becomes aal2 within 5m", &aal1, &raise, vec![pw.clone()], Some(req(Aal2, Some(300), None))),
+        ("raised: a fresh TOTP passes the raised aal1", &aal1, &raise, vec![pw.clone(), totp_fresh.clone()], None),
+        (
+            "raised: an old TOTP does not",
+            &aal1,
+            &raise,
+            vec![pw.clone(), totp_old.clone()],
+            Some(req(Aal2, Some(300), None)),
+        ),
+        (
+            "raised: aal2 becomes aal3",
+            &aal2,
+            &raise,
+            vec![pw.clone(), totp_fresh.clone()],
+            Some(req(Aal3, Some(300), None)),
+        ),
+        ("raised: aal3 by WebAuthn passes", &aal2, &raise, vec![pw.clone(), wa.clone()], None),
+        (
+            "raised: TOTP-only routes keep their level, max_age shortens",
+            &aal2_totp_only,
+            &raise,
+            vec![pw.clone(), totp_old.clone()],
+            Some(req(Aal2, Some(300), Some(&[Totp]))),
+        ),
+        ("max_age only: aal1 keeps its level", &aal1, &only_age, vec![pw.clone()], None),
+        ("public routes stay public", &public, &raise, vec![], None),
+        (
+            "distrust: a TOTP proof from another context does not count",
+            &aal2,
+            &distrust,
+            vec![pw.clone(), totp_fresh.clone()],
+            Some(req(Aal2, None, None)),
+        ),
+        ("distrust: the sign-in still counts", &aal1, &distrust, vec![pw.clone(), totp_fresh.clone()], None),
+    ];
+    for (name, action, risk, proofs, want_stepup) in rows {
+        let got = decide_with_risk(action, Some(&proofs), NOW, risk);
+        match want_stepup {
+            Some(need) => assert_eq!(got, Decision::StepUp { need }, "row: {name}"),
+            None => assert!(matches!(got, Decision::Forward { .. }), "row: {name}: {got:?}"),
+        }
+    }
+    assert_eq!(
+        decide_with_risk(&aal1, Some(std::slice::from_ref(&pw)), NOW, &deny),
+        Decision::Deny { reason: "risk too high" }
+    );
+    assert_eq!(decide_with_risk(&public, None, NOW, &deny), Decision::Deny { reason: "risk too high" });
+    assert_eq!(decide_with_risk(&aal1, None, NOW, &raise), Decision::SignIn { need: req(Aal2, Some(300), None) });
+}

@@ -15,6 +15,8 @@ use crate::config::raw::{RawDefaultRule, RawRule};
 use crate::config::{parse_duration, ConfigError};
 use crate::policy::level::{AuthMethod, Level};
 use crate::policy::normalize::NormalizedPath;
+use crate::risk::config::rule_threshold;
+use crate::risk::time::{parse_window, TimeWindow};
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -77,6 +79,34 @@ pub struct Rule {
     path: Option<PathPattern>,
     /// None: any method. Upper-case, `HEAD` added where `GET` is listed.
     methods: Option<Vec<String>>,
+    /// The rule's own risk settings (time window, thresholds).
+    pub risk: RuleRisk,
+}
+
+/// What a rule says about risk: its allowed hours and days, and its own thresholds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleRisk {
+    pub window: Option<TimeWindow>,
+    pub step_up_at: Option<u8>,
+    pub deny_at: Option<u8>,
+}
+
+fn parse_rule_risk(prefix: &str, raw: &RawRule) -> Result<RuleRisk, ConfigError> {
+    let window = parse_window(
+        prefix,
+        raw.hours.as_deref(),
+        raw.days.as_deref(),
+        raw.time_zone.as_deref(),
+        raw.outside_hours.as_deref(),
+    )?;
+    let step_up_at = rule_threshold(&format!("{prefix}step_up_at"), raw.step_up_at)?;
+    let deny_at = rule_threshold(&format!("{prefix}deny_at"), raw.deny_at)?;
+    if let (Some(s), Some(d)) = (step_up_at, deny_at) {
+        if d <= s {
+            return Err(ConfigError::new(format!("{prefix}deny_at"), "must be above step_up_at"));
+        }
+    }
+    Ok(RuleRisk { window, step_up_at, deny_at })
 }
 
 impl Rule {
@@ -454,7 +484,8 @@ impl RouteTable {
                 raw.max_age.as_deref(),
                 raw.allow.as_deref(),
             )?;
-            let rule = Rule { name: name.to_string(), action, host, path: Some(path), methods };
+            let risk = parse_rule_risk(&prefix, raw)?;
+            let rule = Rule { name: name.to_string(), action, host, path: Some(path), methods, risk };
             if let Some(earlier) = built.iter().find(|e| covers(e, &rule, case_sensitive)) {
                 return Err(ConfigError::new(
                     format!("rule '{name}'"),
@@ -473,7 +504,14 @@ impl RouteTable {
             default.max_age.as_deref(),
             default.allow.as_deref(),
         )?;
-        let default = Rule { name: "default".to_string(), action, host: None, path: None, methods: None };
+        let default = Rule {
+            name: "default".to_string(),
+            action,
+            host: None,
+            path: None,
+            methods: None,
+            risk: RuleRisk::default(),
+        };
         Ok(RouteTable { rules: built, default, case_sensitive })
     }
 

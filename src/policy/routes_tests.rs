@@ -12,6 +12,7 @@ fn rule(name: &str, path: &str, require: &str) -> RawRule {
         max_age: None,
         allow: None,
         action: None,
+        ..RawRule::default()
     }
 }
 

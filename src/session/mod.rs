@@ -4,6 +4,7 @@ pub mod cookies;
 
 use crate::clock::UnixTime;
 use crate::policy::level::{Level, Proof};
+use crate::risk::ProofContext;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,11 +49,20 @@ pub struct Session {
     pub last_seen: UnixTime,
     /// The latest proof per method.
     pub proofs: Vec<Proof>,
+    /// Where the latest proof was made (risk: behaviour signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ProofContext>,
 }
 
 impl Session {
     pub fn new(user: &str, first: Proof) -> Session {
-        Session { user: user.to_string(), created_at: first.auth_time, last_seen: first.auth_time, proofs: vec![first] }
+        Session {
+            user: user.to_string(),
+            created_at: first.auth_time,
+            last_seen: first.auth_time,
+            proofs: vec![first],
+            context: None,
+        }
     }
 
     /// Records a proof, replacing an older one made with the same method.

@@ -43,6 +43,7 @@ pub(crate) async fn run_contract(store: SharedStore) {
     sweep(&store, &keys).await;
     sessions(&store, &keys).await;
     factors(&store, &keys).await;
+    risk_history(&store, &keys).await;
     recovery_codes(&store, &keys).await;
     ephemeral(&store, &keys).await;
     high_water(&store, &keys).await;
@@ -100,6 +101,25 @@ async fn factors(store: &SharedStore, keys: &Keys) {
     // factors do not expire: a sweep far in the future keeps them
     store.sweep(at(1_000_000)).await.unwrap();
     assert_eq!(store.get_factors(&alice).await.unwrap(), g);
+}
+
+async fn risk_history(store: &SharedStore, keys: &Keys) {
+    use crate::risk::history::RiskHistory;
+    let alice = keys.k("risk", "alice");
+    let bob = keys.k("risk", "bob");
+    assert_eq!(store.get_risk_history(&alice).await.unwrap(), RiskHistory::default());
+    let mut h = RiskHistory::default();
+    h.remember_device("device-1", at(1));
+    h.remember_place(Some((51.5142, -0.0931)), Some("GB"), at(2));
+    store.put_risk_history(&alice, &h).await.unwrap();
+    assert_eq!(store.get_risk_history(&alice).await.unwrap(), h);
+    assert_eq!(store.get_risk_history(&bob).await.unwrap(), RiskHistory::default());
+    h.remember_place(Some((47.2513, -122.3149)), Some("US"), at(3));
+    store.put_risk_history(&alice, &h).await.unwrap();
+    store.sweep(at(1_000_000)).await.unwrap();
+    let back = store.get_risk_history(&alice).await.unwrap();
+    assert_eq!(back, h, "history does not expire");
+    assert_eq!(back.countries, vec!["GB".to_string(), "US".to_string()]);
 }
 
 async fn recovery_codes(store: &SharedStore, keys: &Keys) {

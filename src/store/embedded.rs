@@ -3,6 +3,7 @@
 //! redb is synchronous; each call runs on tokio's blocking pool.
 
 use crate::clock::{SharedClock, UnixTime};
+use crate::risk::history::RiskHistory;
 use crate::session::Session;
 use crate::store::{Factors, Store, StoreError};
 use async_trait::async_trait;
@@ -16,6 +17,8 @@ const SESSIONS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("sess
 /// user -> JSON `Factors`
 const FACTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("factors_v1");
 /// key -> (expires_at, value)
+/// user -> JSON `RiskHistory`
+const RISK_HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("risk_history_v1");
 const EPHEMERAL: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("ephemeral_v1");
 /// key -> highest value accepted
 const HIGH_WATER: TableDefinition<&str, u64> = TableDefinition::new("high_water_v1");
@@ -120,6 +123,7 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(SESSIONS).map_err(err)?;
         txn.open_table(FACTORS).map_err(err)?;
+        txn.open_table(RISK_HISTORY).map_err(err)?;
         txn.open_table(EPHEMERAL).map_err(err)?;
         txn.open_table(HIGH_WATER).map_err(err)?;
         txn.open_table(COUNTERS).map_err(err)?;
@@ -248,6 +252,33 @@ impl Store for EmbeddedStore {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(FACTORS).map_err(err)?;
+                table.insert(user.as_str(), json.as_slice()).map_err(err)?;
+            }
+            txn.commit().map_err(err)
+        })
+        .await
+    }
+
+    async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError> {
+        let user = user.to_string();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let table = txn.open_table(RISK_HISTORY).map_err(err)?;
+            match table.get(user.as_str()).map_err(err)? {
+                Some(guard) => serde_json::from_slice(guard.value()).map_err(|e| corrupt("risk history", e)),
+                None => Ok(RiskHistory::default()),
+            }
+        })
+        .await
+    }
+
+    async fn put_risk_history(&self, user: &str, history: &RiskHistory) -> Result<(), StoreError> {
+        let user = user.to_string();
+        let json = serde_json::to_vec(history).map_err(|e| corrupt("risk history", e))?;
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(err)?;
+            {
+                let mut table = txn.open_table(RISK_HISTORY).map_err(err)?;
                 table.insert(user.as_str(), json.as_slice()).map_err(err)?;
             }
             txn.commit().map_err(err)

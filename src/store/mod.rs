@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod redis;
 
 use crate::clock::UnixTime;
+use crate::risk::history::RiskHistory;
 use crate::session::Session;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,10 @@ pub trait Store: Send + Sync + 'static {
     async fn put_factors(&self, user: &str, factors: &Factors) -> Result<(), StoreError>;
     /// Removes one recovery code hash; true if it was there (so a code works once, even under races).
     async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError>;
+
+    /// The risk scorer's memory of a user (known devices, last sighting, countries); empty when none.
+    async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError>;
+    async fn put_risk_history(&self, user: &str, history: &RiskHistory) -> Result<(), StoreError>;
 
     /// Short-lived values (ceremony state, pending enrollments), taken at most once.
     async fn put_ephemeral(&self, key: &str, value: &[u8], expires_at: UnixTime) -> Result<(), StoreError>;

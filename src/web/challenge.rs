@@ -5,9 +5,10 @@ use super::{csrf, forms, login, return_to, sessions, WebError, WebResult};
 use crate::audit::{self, Kind};
 use crate::authn::{recovery, totp};
 use crate::gateway::identify::{identify, Who};
+use crate::gateway::risk;
 use crate::gateway::stepup::{page_url, Need};
 use crate::gateway::Ctx;
-use crate::policy::decide::{decide, Decision};
+use crate::policy::decide::{decide_with_risk, raised, Decision, Raise, RiskVerdict};
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::normalize::normalize_path;
 use crate::policy::routes::{Action, Requirement};
@@ -35,11 +36,35 @@ pub fn requirement_for(ctx: &Ctx, return_to: &str) -> Requirement {
     }
 }
 
+/// `requirement_for`, with the risk of this request counted as the gateway will count it when
+/// the user comes back; and whether proofs from another context count.
+pub async fn requirement_with_risk(
+    ctx: &Ctx,
+    who: &Who,
+    return_to: &str,
+) -> Result<(Requirement, RiskVerdict), WebError> {
+    let floor = requirement_for(ctx, return_to);
+    let path = return_to.split('?').next().unwrap_or("/");
+    let Ok(path) = normalize_path(path) else { return Ok((floor, RiskVerdict::default())) };
+    if crate::gateway::is_gateway_path(path.as_str()) {
+        return Ok((floor, RiskVerdict::default()));
+    }
+    let rule = ctx.live.config.routes.classify(&ctx.host, &path, &Method::GET);
+    let scored = risk::score(ctx, rule, Some(who), risk::Count::LookOnly).await?;
+    let need = match (&rule.action, scored.verdict.raise) {
+        (Action::Require(r), Some(raise)) if raised(r, raise).level >= Level::Aal2 => raised(r, raise),
+        (_, Some(raise)) => raised(&floor, Raise { level: false, ..raise }),
+        (_, None) => floor,
+    };
+    Ok((need, RiskVerdict { deny: false, raise: None, ..scored.verdict }))
+}
+
 fn allowed(need: &Requirement, m: AuthMethod) -> bool {
     need.allow.as_ref().is_none_or(|a| a.contains(&m))
 }
 
-fn failures_key(user: &str) -> String {
+/// The counter of failed step-up attempts (also read by the risk scorer).
+pub fn failures_key(user: &str) -> String {
     format!("stepup-fail:{user}")
 }
 
@@ -52,6 +77,7 @@ fn stepup_audit(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str)
         rule: None,
         decision,
         reason,
+        risk: None,
     });
 }
 
@@ -69,9 +95,12 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<(
     let Some(who) = who(ctx, headers).await? else {
         return Ok(redirect(&page_url(Need::SignIn, &format!("/.stepgate/challenge?return={}", enc(return_to))), &[]));
     };
-    let need = requirement_for(ctx, return_to);
+    let (need, risk) = requirement_with_risk(ctx, &who, return_to).await?;
     if error.is_none()
-        && matches!(decide(&Action::Require(need.clone()), Some(&who.proofs), ctx.now), Decision::Forward { .. })
+        && matches!(
+            decide_with_risk(&Action::Require(need.clone()), Some(&who.proofs), ctx.now, &risk),
+            Decision::Forward { .. }
+        )
     {
         return Ok(redirect(return_to, &[]));
     }
@@ -134,7 +163,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
         stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
         return render(ctx, &parts.headers, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
     }
-    let need = requirement_for(ctx, &return_to);
+    let (need, _) = requirement_with_risk(ctx, &who, &return_to).await?;
     let factors = store.get_factors(&who.user).await?;
     let method = match kind {
         CodeKind::Totp => AuthMethod::Totp,
@@ -161,9 +190,9 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     }
     store.reset_counter(&fail_key).await?;
     let proof = Proof { level: Level::Aal2, method, auth_time: ctx.now };
-    let cookie = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
     stepup_audit(ctx, Kind::StepUp, &who.user, "success", method.as_str());
-    Ok(redirect(&return_to, &[cookie]))
+    Ok(redirect(&return_to, &cookies))
 }
 
 /// Checks a TOTP code and claims its time step: a step is accepted once, never an older one.

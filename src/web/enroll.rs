@@ -122,8 +122,8 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     store.take_ephemeral(&key, ctx.now).await?;
     enroll_audit(ctx, &who.user, "success", "totp");
     let proof = Proof { level: Level::Aal2, method: AuthMethod::Totp, auth_time: ctx.now };
-    let cookie = sessions::elevate(ctx, &who.user, proof, who.session).await?;
-    html(&RecoveryCodesPage { codes: &codes, return_to: &return_to }, StatusCode::OK, &[cookie])
+    let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    html(&RecoveryCodesPage { codes: &codes, return_to: &return_to }, StatusCode::OK, &cookies)
 }
 
 fn enroll_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
@@ -135,5 +135,6 @@ fn enroll_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
         rule: None,
         decision,
         reason,
+        risk: None,
     });
 }

@@ -39,6 +39,7 @@ fn signin_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
         rule: None,
         decision,
         reason,
+        risk: None,
     });
 }
 
@@ -75,9 +76,9 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
         store.delete_session(&id.key()).await?;
     }
     let proof = Proof { level: Level::Aal1, method: AuthMethod::Password, auth_time: ctx.now };
-    let cookie = sessions::elevate(ctx, user, proof, None).await?;
+    let cookies = sessions::elevate(ctx, user, proof, None).await?;
     signin_audit(ctx, user, "success", "password");
-    Ok(redirect(&return_to, &[cookie]))
+    Ok(redirect(&return_to, &cookies))
 }
 
 async fn show_with_return(
@@ -108,6 +109,7 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
             rule: None,
             decision: "success",
             reason: "sign-out",
+            risk: None,
         });
     }
     let clear = cookies::clear(cookies::SESSION, cfg.public.https);

@@ -7,15 +7,17 @@ use crate::session::{cookies, Session, SessionId};
 use http::HeaderValue;
 
 /// Records `proof` for `user` under a NEW session id, carrying over the proofs of `previous`
-/// when it belongs to the same user, and deletes `previous`. Returns the Set-Cookie.
+/// when it belongs to the same user, and deletes `previous`. Returns the Set-Cookie headers
+/// (the session, and the device cookie when the risk scorer now knows this device).
 pub async fn elevate(
     ctx: &Ctx,
     user: &str,
     proof: Proof,
     previous: Option<(SessionId, Session)>,
-) -> Result<HeaderValue, WebError> {
+) -> Result<Vec<HeaderValue>, WebError> {
     let cfg = &ctx.live.config;
     let store = &*ctx.state.store;
+    let (context, device_cookie) = crate::gateway::risk::remember_proof(ctx, user, &proof).await?;
     let mut session = Session::new(user, proof.clone());
     if let Some((old_id, old)) = previous {
         if old.user == user {
@@ -24,8 +26,11 @@ pub async fn elevate(
         }
         store.delete_session(&old_id.key()).await?;
     }
+    session.context = context;
     let id = SessionId::generate();
     let (idle, absolute) = (cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout);
     store.put_session(&id.key(), &session, session.expires_at(idle, absolute)).await?;
-    Ok(cookies::set(cookies::SESSION, id.as_cookie_value(), cfg.public.https, None))
+    let mut set = vec![cookies::set(cookies::SESSION, id.as_cookie_value(), cfg.public.https, None)];
+    set.extend(device_cookie);
+    Ok(set)
 }

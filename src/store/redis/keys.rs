@@ -26,6 +26,9 @@ impl Keys {
     pub fn factors(&self, user: &str) -> String {
         format!("{}:{{u:{user}}}:f", self.prefix)
     }
+    pub fn risk_history(&self, user: &str) -> String {
+        format!("{}:{{u:{user}}}:h", self.prefix)
+    }
     pub fn recovery(&self, user: &str) -> String {
         format!("{}:{{u:{user}}}:r", self.prefix)
     }

@@ -14,6 +14,7 @@ mod scripts;
 
 use crate::clock::{SharedClock, UnixTime};
 use crate::config::RedisConfig;
+use crate::risk::history::RiskHistory;
 use crate::session::Session;
 use crate::store::{Factors, Store, StoreError};
 use async_trait::async_trait;
@@ -160,6 +161,21 @@ impl Store for RedisStore {
             pipe.sadd(&r, &factors.recovery_hashes).ignore();
         }
         self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+    }
+
+    async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError> {
+        let k = self.keys.risk_history(user);
+        let json: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
+        match json {
+            Some(j) => serde_json::from_slice(&j).map_err(|e| corrupt("risk history", e)),
+            None => Ok(RiskHistory::default()),
+        }
+    }
+
+    async fn put_risk_history(&self, user: &str, history: &RiskHistory) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(history).map_err(|e| corrupt("risk history", e))?;
+        let k = self.keys.risk_history(user);
+        self.run(|mut c| async move { c.set::<_, _, ()>(k, json).await }).await
     }
 
     async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError> {

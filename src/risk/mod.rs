@@ -1,0 +1,135 @@
+//! The risk scorer: small signals (device, location, time, behaviour) each add points with a
+//! reason code; the total, clamped to 0–100, raises the level a rule requires at
+//! `risk.step_up_at` and blocks the request at `risk.deny_at`.
+//!
+//! `assess` is pure: the facts are gathered beforehand (see `gateway::risk`), so a score can be
+//! explained (`stepgate explain`) and tested as a table.
+
+pub mod behaviour;
+pub mod config;
+pub mod device;
+pub mod geo;
+pub mod history;
+pub mod location;
+pub mod time;
+
+use crate::clock::UnixTime;
+use crate::policy::decide::{Raise, RiskVerdict};
+use crate::policy::routes::RuleRisk;
+use config::RiskConfig;
+use device::DeviceStatus;
+use geo::GeoFacts;
+use history::RiskHistory;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+
+/// One reason a request is more (or less) risky.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable, upper-case: what dashboards and the audit log key on.
+    pub code: &'static str,
+    pub points: i32,
+    /// For people: what was seen.
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn new(code: &'static str, points: i32, detail: impl Into<String>) -> Finding {
+        Finding { code, points, detail: detail.into() }
+    }
+}
+
+/// The context a proof was made in, kept on the session to notice a change since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofContext {
+    pub ip: IpAddr,
+    /// A short hash of the User-Agent (the string itself is not kept).
+    pub user_agent: String,
+    pub country: Option<String>,
+}
+
+pub fn user_agent_hash(ua: &str) -> String {
+    hex::encode(&Sha256::digest(ua.as_bytes())[..8])
+}
+
+/// Counts the behaviour signal needs, read from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Protected requests of this session in the sliding window, this one included.
+    pub recent_requests: u64,
+    /// Failed step-up attempts of this user not yet cleared by a success.
+    pub failed_challenges: u64,
+}
+
+/// Everything the scorer looks at for one request.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub now: UnixTime,
+    pub ip: IpAddr,
+    pub user_agent: &'a str,
+    pub geo: &'a GeoFacts,
+    /// None: nobody signed in, or the device signal is off.
+    pub device: Option<DeviceStatus>,
+    pub history: &'a RiskHistory,
+    pub counts: Counts,
+    /// The context of the session's latest proof, if any.
+    pub proof_context: Option<&'a ProofContext>,
+}
+
+/// The scorer's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assessment {
+    /// 0–100.
+    pub score: u8,
+    pub findings: Vec<Finding>,
+    /// A finding that blocks outright, whatever the score (deny list, hours with "deny").
+    pub blocked_by: Option<&'static str>,
+    /// The context changed so much since the last proof that step-up proofs no longer count.
+    pub distrust_elevation: bool,
+}
+
+impl Assessment {
+    /// The reason codes, comma-separated, for headers and audit lines.
+    pub fn reasons(&self) -> String {
+        self.findings.iter().map(|f| f.code).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// Scores a request. `window` is the matched rule's time window, if it has one.
+pub fn assess(cfg: &RiskConfig, window: Option<&time::TimeWindow>, facts: &Facts<'_>) -> Assessment {
+    let mut findings = Vec::new();
+    let mut blocked_by = None;
+    if let Some(rules) = &cfg.location {
+        if location::assess(rules, facts, &mut findings) {
+            blocked_by = Some("NET_DENIED");
+        }
+    }
+    if time::assess(&cfg.time, window, facts.now, &mut findings) && blocked_by.is_none() {
+        blocked_by = Some("TIME_OUTSIDE_HOURS");
+    }
+    if let (Some(rules), Some(status)) = (&cfg.device, &facts.device) {
+        device::assess(rules, status, &mut findings);
+    }
+    let mut distrust_elevation = false;
+    if let Some(rules) = &cfg.behaviour {
+        distrust_elevation = behaviour::assess(rules, facts, &mut findings);
+    }
+    let total: i32 = findings.iter().map(|f| f.points).sum();
+    Assessment { score: total.clamp(0, 100) as u8, findings, blocked_by, distrust_elevation }
+}
+
+/// What a score means for a rule: its thresholds (the rule's own, else `[risk]`'s) applied.
+pub fn verdict(cfg: &RiskConfig, rule: &RuleRisk, a: &Assessment) -> RiskVerdict {
+    let step_up_at = rule.step_up_at.unwrap_or(cfg.step_up_at);
+    let deny_at = rule.deny_at.unwrap_or(cfg.deny_at);
+    RiskVerdict {
+        deny: a.blocked_by.is_some() || a.score >= deny_at,
+        raise: (a.score >= step_up_at).then_some(Raise { level: cfg.raise_level, max_age: cfg.step_up_max_age }),
+        distrust_elevation: a.distrust_elevation,
+    }
+}
+
+#[cfg(test)]
+#[path = "score_tests.rs"]
+mod score_tests;
