@@ -134,6 +134,12 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
         asserted: identify::asserted_user(cfg, req.headers(), peer_trusted),
         risk_ctx: RiskRequest::read(cfg, req.headers()),
     };
+    if let Some(net) = cfg.risk.location.as_ref().and_then(|l| crate::risk::location::denied_network(l, ctx.client_ip))
+    {
+        let reason = format!("client address in risk.location.deny_networks ({net})");
+        audit_decision(&ctx, None, "-", "deny", &reason);
+        return error_page(StatusCode::FORBIDDEN, "Forbidden", "Requests from your network are not accepted.", json);
+    }
     if is_gateway_path(ctx.path.as_str()) {
         return crate::web::handle(&ctx, req).await;
     }

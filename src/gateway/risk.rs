@@ -123,6 +123,33 @@ pub async fn remember_request(ctx: &Ctx, who: &Who, scored: Scored) -> Result<()
     Ok(())
 }
 
+/// Where a proof was made becomes the user's place, with one exception: a password alone must
+/// not launder an attacker's location. A sign-in does not add a country (unless the user has
+/// none yet) and does not move the sighting where the move itself is impossible travel; the
+/// request after it is then scored from where the user really was.
+fn remember_proof_place(
+    cfg: &crate::risk::config::RiskConfig,
+    history: &mut RiskHistory,
+    geo: &GeoFacts,
+    proof: &Proof,
+    now: UnixTime,
+) -> bool {
+    if proof.level >= Level::Aal2 || history.countries.is_empty() {
+        return history.remember_place(geo.coords, geo.country.as_deref(), now);
+    }
+    let impossible = match (&cfg.location, &history.last_sighting, geo.coords) {
+        (Some(rules), Some(last), Some(here)) => {
+            crate::risk::location::impossible_travel(rules, last, here, now).is_some()
+        }
+        _ => false,
+    };
+    let known_country = geo.country.as_deref().filter(|c| history.knows_country(c));
+    if impossible || (geo.country.is_some() && known_country.is_none()) {
+        return false;
+    }
+    history.remember_place(geo.coords, known_country, now)
+}
+
 /// After a proof (sign-in or step-up): the context it was made in, for the session; the place,
 /// for the history; and, for a second factor, the device becomes known. Returns the device
 /// cookie to set, if any.
@@ -146,7 +173,7 @@ pub async fn remember_proof(
     }
     let store = &*ctx.state.store;
     let mut history = store.get_risk_history(user).await?;
-    let mut changed = history.remember_place(geo.coords, geo.country.as_deref(), ctx.now);
+    let mut changed = remember_proof_place(&cfg.risk, &mut history, &geo, proof, ctx.now);
     let mut set_cookie = None;
     if let (Some(rules), true) = (&cfg.risk.device, proof.level >= Level::Aal2) {
         let id = match device::decode(&ctx.live.secretbox, ctx.risk_ctx.device_cookie.as_deref(), user) {

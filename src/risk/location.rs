@@ -2,7 +2,11 @@
 
 use super::config::LocationRules;
 use super::geo::distance_km;
+use super::history::Sighting;
 use super::{Facts, Finding};
+use crate::clock::UnixTime;
+use ipnet::IpNet;
+use std::net::IpAddr;
 
 /// Distances below this are GeoIP imprecision, not travel.
 const MIN_TRAVEL_KM: f64 = 100.0;
@@ -10,9 +14,29 @@ const MIN_TRAVEL_KM: f64 = 100.0;
 /// infinitely fast; they are as fast as this allows).
 const MIN_INTERVAL_SECS: u64 = 60;
 
+/// The deny-list network `ip` falls in, if any. The gateway refuses such addresses on every
+/// route, public ones and its own pages included.
+pub fn denied_network(rules: &LocationRules, ip: IpAddr) -> Option<&IpNet> {
+    rules.deny_networks.iter().find(|n| n.contains(&ip))
+}
+
+/// The distance and speed from the last sighting to `here` at `now`, when no one could travel
+/// that fast.
+pub fn impossible_travel(
+    rules: &LocationRules,
+    last: &Sighting,
+    here: (f64, f64),
+    now: UnixTime,
+) -> Option<(f64, f64)> {
+    let km = distance_km((last.lat, last.lon), here);
+    let secs = now.since(last.at).as_secs().max(MIN_INTERVAL_SECS);
+    let kmh = km / (secs as f64 / 3600.0);
+    (km >= MIN_TRAVEL_KM && kmh > rules.max_speed_kmh).then_some((km, kmh))
+}
+
 /// Adds the location findings; returns true when the address is on the deny list.
 pub fn assess(rules: &LocationRules, facts: &Facts<'_>, out: &mut Vec<Finding>) -> bool {
-    if let Some(net) = rules.deny_networks.iter().find(|n| n.contains(&facts.ip)) {
+    if let Some(net) = denied_network(rules, facts.ip) {
         out.push(Finding::new("NET_DENIED", 100, format!("{} is in the deny list ({net})", facts.ip)));
         return true;
     }
@@ -44,10 +68,7 @@ pub fn assess(rules: &LocationRules, facts: &Facts<'_>, out: &mut Vec<Finding>) 
         }
     }
     if let (Some(here), Some(last)) = (geo.coords, &history.last_sighting) {
-        let km = distance_km((last.lat, last.lon), here);
-        let secs = facts.now.since(last.at).as_secs().max(MIN_INTERVAL_SECS);
-        let kmh = km / (secs as f64 / 3600.0);
-        if km >= MIN_TRAVEL_KM && kmh > rules.max_speed_kmh {
+        if let Some((km, kmh)) = impossible_travel(rules, last, here, facts.now) {
             out.push(Finding::new(
                 "GEO_IMPOSSIBLE_TRAVEL",
                 rules.impossible_travel,

@@ -11,6 +11,7 @@ mod paths;
 mod redis;
 mod restart;
 mod rfc9470;
+mod risk;
 mod signin;
 mod streaming;
 mod totp;

@@ -57,16 +57,24 @@ impl Resp {
 pub struct Client {
     pub addr: SocketAddr,
     pub jar: BTreeMap<String, String>,
+    /// Headers sent with every request (e.g. a trusted proxy's X-Forwarded-For, a User-Agent).
+    pub always: Vec<(String, String)>,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Client {
-        Client { addr, jar: BTreeMap::new() }
+        Client { addr, jar: BTreeMap::new(), always: Vec::new() }
     }
 
     /// The same cookies, aimed at another gateway (after a restart).
     pub fn to(&self, addr: SocketAddr) -> Client {
-        Client { addr, jar: self.jar.clone() }
+        Client { addr, jar: self.jar.clone(), always: self.always.clone() }
+    }
+
+    /// Sends `name: value` with every request from now on (replacing an earlier value).
+    pub fn always_send(&mut self, name: &str, value: &str) {
+        self.always.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.always.push((name.to_string(), value.to_string()));
     }
 
     pub fn cookie(&self, name: &str) -> Option<&str> {
@@ -93,7 +101,8 @@ impl Client {
         if let Some(c) = self.cookie_header() {
             req = req.header(COOKIE, c);
         }
-        for (k, v) in headers {
+        let always = self.always.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in always.chain(headers.iter().copied()) {
             req = req.header(
                 HeaderName::from_bytes(k.as_bytes()).expect("a header name"),
                 HeaderValue::from_str(v).expect("a header value"),
