@@ -40,6 +40,28 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Dry-run the policy for one request: the matched rule, each risk signal's points and
+    /// reason, and the decision. Starts no server.
+    Explain {
+        /// The HTTP method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The URL (or path) requested, e.g. https://app.example/transfer.
+        #[arg(long)]
+        url: String,
+        /// Signed in as this user (with a password, just now); default: nobody signed in.
+        #[arg(long)]
+        user: Option<String>,
+        /// The client address (after trusted proxies).
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: std::net::IpAddr,
+        /// When: unix seconds or RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The device: known, new or other-user.
+        #[arg(long, default_value = "known")]
+        device: String,
+    },
     /// Run a demo app behind the gateway with a demo policy and user.
     Demo,
     /// Serve only the demo app (the upstream used by `demo`, tests and the bench).
@@ -89,6 +111,23 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("user '{name}' saved in {}", file.display());
             Ok(())
         }
+        Command::Explain { method, url, user, ip, at, device } => {
+            let cfg = config::load(&cli.config, &overrides).map_err(|e| anyhow!("{}: {e}", cli.config.display()))?;
+            let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| anyhow!("--method '{method}' is not an HTTP method"))?;
+            let at = match at {
+                Some(s) => stepgate::risk::explain::parse_time(&s).map_err(|e| anyhow!(e))?,
+                None => stepgate::clock::Clock::now(&SystemClock),
+            };
+            let device = stepgate::risk::explain::parse_device(&device).map_err(|e| anyhow!(e))?;
+            let history = match &user {
+                Some(u) => runtime()?.block_on(read_history(&cfg, u)),
+                None => Default::default(),
+            };
+            let q = stepgate::risk::explain::Question { method, url, user, ip, at, device };
+            print!("{}", stepgate::risk::explain::explain(&cfg, &q, &history).map_err(|e| anyhow!(e))?);
+            Ok(())
+        }
         Command::Demo => runtime()?.block_on(demo(cli.listen.unwrap_or_else(|| "127.0.0.1:8080".into()))),
         Command::DemoApp => runtime()?.block_on(demo_app(cli.listen.unwrap_or_else(|| "127.0.0.1:3000".into()))),
     }
@@ -104,11 +143,47 @@ fn init_tracing() {
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// The user's risk history from the configured store, for `explain`; empty (with a note) when
+/// the store cannot be read (an embedded file held by a running gateway, Redis down).
+async fn read_history(cfg: &config::Config, user: &str) -> stepgate::risk::history::RiskHistory {
+    if let config::StoreConfig::Embedded { path } = &cfg.store {
+        if !path.exists() {
+            println!("history   none: the store file {} does not exist", path.display());
+            return Default::default();
+        }
+    }
+    let clock: SharedClock = Arc::new(SystemClock);
+    let read = async {
+        let store = server::open_store(cfg, &clock)?;
+        store.get_risk_history(user).await.map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), read).await {
+        Ok(Ok(h)) => {
+            let place = h.last_sighting.as_ref().and_then(|s| s.country.clone()).unwrap_or_else(|| "-".into());
+            println!(
+                "history   {} known device(s); last seen in {place}; countries {:?}",
+                h.devices.len(),
+                h.countries
+            );
+            h
+        }
+        Ok(Err(e)) => {
+            println!("history   unavailable ({e}); scored as a user with no history");
+            Default::default()
+        }
+        Err(_) => {
+            println!("history   unavailable (the store did not answer in 3s); scored as a user with no history");
+            Default::default()
+        }
+    }
+}
+
 fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
     match config::load(path, overrides) {
         Ok(cfg) => {
             println!("{}: ok", path.display());
             println!("{}", cfg.routes.describe());
+            println!("{}", cfg.risk.describe());
             Ok(())
         }
         Err(e) => bail!("{}: {e}", path.display()),

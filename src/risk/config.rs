@@ -143,6 +143,37 @@ impl Default for RiskConfig {
     }
 }
 
+impl RiskConfig {
+    /// One line for `stepgate check-config`.
+    pub fn describe(&self) -> String {
+        if !self.enabled {
+            return "risk: off (no [risk] section; rule hours still apply)".into();
+        }
+        let mut signals = vec!["time"];
+        if self.device.is_some() {
+            signals.push("device");
+        }
+        if let Some(l) = &self.location {
+            signals.push(if l.geo.is_empty() {
+                "location (networks only: no GeoIP database loaded)"
+            } else {
+                "location"
+            });
+        }
+        if self.behaviour.is_some() {
+            signals.push("behaviour");
+        }
+        let raise = if self.raise_level { "level +1" } else { "max_age only" };
+        format!(
+            "risk: step_up_at {} ({raise}, max_age {}), deny_at {}; signals: {}",
+            self.step_up_at,
+            humantime::format_duration(self.step_up_max_age),
+            self.deny_at,
+            signals.join(", ")
+        )
+    }
+}
+
 fn points(key: &str, v: Option<i64>, default: i32) -> Result<i32, ConfigError> {
     match v {
         None => Ok(default),

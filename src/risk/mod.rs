@@ -8,6 +8,7 @@
 pub mod behaviour;
 pub mod config;
 pub mod device;
+pub mod explain;
 pub mod geo;
 pub mod history;
 pub mod location;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cli;
 mod csrf;
 mod headers;
 mod max_age;

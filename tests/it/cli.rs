@@ -1,0 +1,137 @@
+//! The `stepgate` binary as operators run it: `check-config` and `explain`.
+
+use std::path::Path;
+use std::process::Command;
+
+fn stepgate(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stepgate")).args(args).output().expect("run the stepgate binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn geoip(file: &str) -> String {
+    format!("{}/tests/data/geoip/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_config(dir: &Path, risk: &str) -> String {
+    let text = format!(
+        r#"[listen]
+address = "127.0.0.1:0"
+public_url = "https://app.example"
+[upstream]
+url = "http://127.0.0.1:3000"
+[sessions]
+secret_key = "{key}"
+{risk}
+[[rule]]
+name = "transfer"
+path = "/transfer"
+require = "aal2"
+max_age = "5m"
+hours = "08:00-18:00"
+days = ["mon", "tue", "wed", "thu", "fri"]
+time_zone = "Europe/London"
+[default]
+require = "aal1"
+"#,
+        key = "ab".repeat(32)
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn explain_prints_the_rule_each_signal_and_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let risk = format!("[risk]\n[risk.device]\n[risk.location]\ncity_db = \"{}\"\n", geoip("GeoLite2-City-Test.mmdb"));
+    let cfg = write_config(dir.path(), &risk);
+    // Saturday 2026-11-28 20:00 UTC, from Milton, on a new device.
+    let (ok, out, err) = stepgate(&[
+        "--config",
+        &cfg,
+        "explain",
+        "--method",
+        "POST",
+        "--url",
+        "https://app.example/transfer",
+        "--user",
+        "alice",
+        "--ip",
+        "216.160.83.56",
+        "--at",
+        "2026-11-28T20:00:00Z",
+        "--device",
+        "new",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("rule      transfer (require aal2 max_age 5m)"), "{out}");
+    assert!(out.contains("country US city Milton"), "{out}");
+    assert!(out.contains("+30  TIME_OUTSIDE_HOURS"), "{out}");
+    assert!(out.contains("+30  DEVICE_UNKNOWN"), "{out}");
+    assert!(out.contains("score     60 / 100 (step_up_at 30, deny_at 80)"), "{out}");
+    assert!(out.contains("decision  challenge: step up to require aal3 max_age 5m"), "{out}");
+
+    // The same request on a weekday afternoon from a known device: the rule as written.
+    let (ok, out, _) = stepgate(&[
+        "--config",
+        &cfg,
+        "explain",
+        "--url",
+        "/transfer",
+        "--user",
+        "alice",
+        "--ip",
+        "216.160.83.56",
+        "--at",
+        "1795442400",
+    ]);
+    assert!(ok);
+    assert!(out.contains("signals   none") && out.contains("score     0 / 100"), "{out}");
+    assert!(out.contains("decision  challenge: step up to require aal2 max_age 5m"), "{out}");
+
+    let (ok, out, _) = stepgate(&["--config", &cfg, "explain", "--url", "/account"]);
+    assert!(ok);
+    assert!(out.contains("decision  sign in first"), "{out}");
+    let (ok, _, err) = stepgate(&["--config", &cfg, "explain", "--url", "/x", "--at", "yesterday"]);
+    assert!(!ok && err.contains("--at 'yesterday'"), "{err}");
+}
+
+#[test]
+fn a_missing_geoip_database_warns_and_a_corrupt_one_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("GeoLite2-City.mmdb");
+    let cfg = write_config(dir.path(), &format!("[risk]\n[risk.location]\ncity_db = \"{}\"\n", missing.display()));
+    let (ok, out, err) = stepgate(&["check-config", &cfg]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("location (networks only: no GeoIP database loaded)"), "{out}");
+    assert!(err.contains("GeoIP database not found") && err.contains("risk.location.city_db"), "{err}");
+
+    std::fs::write(&missing, b"not a database at all").unwrap();
+    let (ok, out, err) = stepgate(&["check-config", &cfg]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("risk.location.city_db") && err.contains("not a readable MaxMind DB"), "{err}");
+}
+
+#[test]
+fn risk_settings_are_checked_strictly() {
+    let dir = tempfile::tempdir().unwrap();
+    for (risk, key) in [
+        ("[risk]\nstep_up_at = 90\ndeny_at = 80\n", "risk.deny_at"),
+        ("[risk]\ndeny_at = 101\n", "risk.deny_at"),
+        ("[risk]\n[risk.device]\nunknown = 500\n", "risk.device.unknown"),
+        ("[risk]\n[risk.time]\ntime_zone = \"Atlantis/Capital\"\n", "risk.time.time_zone"),
+        ("[risk]\n[risk.location]\ntrusted_networks = [\"10.0.0.0/33\"]\n", "risk.location.trusted_networks[0]"),
+        ("[risk]\n[risk.behaviour]\nwindow = \"soon\"\n", "risk.behaviour.window"),
+        ("[risk]\nstep_up = \"sometimes\"\n", "risk.step_up"),
+        ("[risk]\n[risk.device]\nunkown = 5\n", "unkown"),
+    ] {
+        let cfg = write_config(dir.path(), risk);
+        let (ok, out, err) = stepgate(&["check-config", &cfg]);
+        assert!(!ok, "accepted: {risk}\n{out}");
+        assert!(err.contains(key), "{risk}: the error names {key}: {err}");
+    }
+}
