@@ -178,7 +178,7 @@ write_config() {
     cat >"$1" <<EOF
 [listen]
 address = "127.0.0.1:$2"
-public_url = "http://127.0.0.1:$2"
+public_url = "http://localhost:$2"
 
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"

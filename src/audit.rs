@@ -12,6 +12,10 @@ pub enum Kind {
     StepUp,
     Enroll,
     Lockout,
+    /// An authenticator whose signature counter went backwards: possibly cloned.
+    PossibleClone,
+    /// A factor removed.
+    Revoke,
 }
 
 impl Kind {
@@ -23,6 +27,8 @@ impl Kind {
             Kind::StepUp => "stepup",
             Kind::Enroll => "enroll",
             Kind::Lockout => "lockout",
+            Kind::PossibleClone => "possible_clone",
+            Kind::Revoke => "revoke",
         }
     }
 }

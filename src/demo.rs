@@ -16,7 +16,7 @@ pub fn demo_config(listen: &str, upstream: &str, dir: &Path) -> String {
         r#"# Written by `stepgate demo`.
 [listen]
 address = "{listen}"
-public_url = "http://{listen}"
+public_url = "http://localhost:{port}"
 
 [upstream]
 url = "{upstream}"
@@ -51,9 +51,9 @@ max_age = "5m"
 [[rule]]
 name = "admin"
 path = "/admin/**"
-require = "aal2"
+require = "aal3"
 max_age = "5m"
-allow = ["totp"]
+allow = ["webauthn"]
 
 [default]
 require = "aal1"
@@ -61,6 +61,7 @@ require = "aal1"
         db = dir.join("stepgate.db").display(),
         users = dir.join("users.toml").display(),
         key = hex::encode(key),
+        port = listen.rsplit(':').next().unwrap_or("8080"),
     )
 }
 

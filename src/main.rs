@@ -225,9 +225,9 @@ async fn demo(listen: String) -> Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let store = server::open_store(&cfg, &clock).map_err(|e| anyhow!(e))?;
     let running = server::start(cfg, store, clock).await.map_err(|e| anyhow!(e))?;
-    println!("stepgate demo is running: http://{}/", running.addr);
+    println!("stepgate demo is running: http://localhost:{}/", running.addr.port());
     println!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD);
-    println!("  try /account (sign-in), /transfer (TOTP step-up), /admin (TOTP only)");
+    println!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)");
     println!("  config: {}   (deleted on exit)", config.display());
     println!("  press Ctrl-C to stop");
     server::shutdown_signal().await;

@@ -14,6 +14,8 @@ pub struct Live {
     pub users: Option<UsersFile>,
     pub secretbox: SecretBox,
     pub upstream: UpstreamClient,
+    /// None when WebAuthn is off.
+    pub webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
 }
 
 impl Live {
@@ -32,7 +34,11 @@ impl Live {
         };
         let secretbox = SecretBox::new(config.sessions.secret_key);
         let upstream = UpstreamClient::new(&config.upstream);
-        Ok(Live { config, users, secretbox, upstream })
+        let webauthn = match &config.webauthn {
+            Some(w) => Some(Arc::new(crate::authn::webauthn::build(w)?)),
+            None => None,
+        };
+        Ok(Live { config, users, secretbox, upstream, webauthn })
     }
 }
 

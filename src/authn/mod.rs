@@ -7,3 +7,4 @@ pub mod secretbox;
 pub mod totp;
 
 pub use error::AuthnError;
+pub mod webauthn;

@@ -2,6 +2,7 @@
 
 pub mod raw;
 pub mod store;
+pub mod webauthn;
 
 use crate::policy::routes::RouteTable;
 use crate::risk::config::RiskConfig;
@@ -38,6 +39,8 @@ pub struct Config {
     pub totp: Totp,
     pub routes: RouteTable,
     pub risk: RiskConfig,
+    /// None: WebAuthn is off (`webauthn.enabled = false`).
+    pub webauthn: Option<webauthn::WebauthnConfig>,
 }
 
 /// The URL end users see: decides cookie flags and the origin checked on forms.
@@ -197,7 +200,21 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     let routes = RouteTable::build(&raw.rules, &raw.default, raw.routes.case_sensitive)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
-    Ok(Config { listen, public, trusted_proxies, upstream, store, identity, sessions, signin, totp, routes, risk })
+    let webauthn = webauthn::parse(raw.webauthn.as_ref(), &public)?;
+    Ok(Config {
+        listen,
+        public,
+        trusted_proxies,
+        upstream,
+        store,
+        identity,
+        sessions,
+        signin,
+        totp,
+        routes,
+        risk,
+        webauthn,
+    })
 }
 
 fn positive(key: &str, v: u64) -> Result<u64, ConfigError> {

@@ -21,6 +21,8 @@ pub struct RawConfig {
     pub routes: RawRoutes,
     #[serde(default)]
     pub risk: Option<crate::risk::config::RawRisk>,
+    #[serde(default)]
+    pub webauthn: Option<super::webauthn::RawWebauthn>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RawRule>,
     pub default: RawDefaultRule,

@@ -44,6 +44,7 @@ pub(crate) async fn run_contract(store: SharedStore) {
     sessions(&store, &keys).await;
     factors(&store, &keys).await;
     risk_history(&store, &keys).await;
+    credential_index(&store, &keys).await;
     recovery_codes(&store, &keys).await;
     ephemeral(&store, &keys).await;
     high_water(&store, &keys).await;
@@ -89,12 +90,19 @@ async fn factors(store: &SharedStore, keys: &Keys) {
     let f = Factors {
         totp: Some(TotpFactor { sealed_secret: "sealed-secret".into(), enrolled_at: at(1) }),
         recovery_hashes: vec!["h1".into(), "h2".into()],
+        webauthn: vec![crate::store::WebauthnCredential {
+            id: "Y3JlZA".into(),
+            name: "laptop".into(),
+            created_at: at(1),
+            last_used: Some(at(2)),
+            passkey: serde_json::json!({"cred": {"counter": 3}}),
+        }],
     };
     store.put_factors(&alice, &f).await.unwrap();
     assert_eq!(store.get_factors(&alice).await.unwrap(), f);
     assert_eq!(store.get_factors(&bob).await.unwrap(), Factors::default());
 
-    let g = Factors { totp: None, recovery_hashes: vec!["h3".into()] };
+    let g = Factors { totp: None, recovery_hashes: vec!["h3".into()], webauthn: vec![] };
     store.put_factors(&alice, &g).await.unwrap();
     assert_eq!(store.get_factors(&alice).await.unwrap(), g);
 
@@ -122,10 +130,21 @@ async fn risk_history(store: &SharedStore, keys: &Keys) {
     assert_eq!(back.countries, vec!["GB".to_string(), "US".to_string()]);
 }
 
+async fn credential_index(store: &SharedStore, keys: &Keys) {
+    let cred = keys.k("cred", "Y3JlZC0x");
+    assert!(store.claim_credential(&cred, "alice").await.unwrap(), "a new id is claimed");
+    assert!(store.claim_credential(&cred, "alice").await.unwrap(), "claiming your own again is fine");
+    assert!(!store.claim_credential(&cred, "bob").await.unwrap(), "another user's id is refused");
+    store.release_credential(&cred).await.unwrap();
+    assert!(store.claim_credential(&cred, "bob").await.unwrap(), "released, it can be registered again");
+    store.sweep(at(1_000_000)).await.unwrap();
+    assert!(!store.claim_credential(&cred, "alice").await.unwrap(), "the index does not expire");
+}
+
 async fn recovery_codes(store: &SharedStore, keys: &Keys) {
     let user = keys.k("rec", "alice");
     let totp = Some(TotpFactor { sealed_secret: "s".into(), enrolled_at: at(0) });
-    let f = Factors { totp: totp.clone(), recovery_hashes: vec!["h1".into(), "h2".into(), "h3".into()] };
+    let f = Factors { totp: totp.clone(), recovery_hashes: vec!["h1".into(), "h2".into(), "h3".into()], webauthn: vec![] };
     store.put_factors(&user, &f).await.unwrap();
 
     assert!(!store.take_recovery_code(&user, "nope").await.unwrap());
@@ -315,7 +334,7 @@ async fn sweep(store: &SharedStore, keys: &Keys) {
     store.hit_counter(&ck("old"), Duration::from_secs(10), at(0)).await.unwrap(); // ends at 10
     store.hit_counter(&ck("live"), Duration::from_secs(100), at(0)).await.unwrap();
     store
-        .put_factors(&keys.k("sweep", "carol"), &Factors { totp: None, recovery_hashes: vec!["h".into()] })
+        .put_factors(&keys.k("sweep", "carol"), &Factors { totp: None, recovery_hashes: vec!["h".into()], webauthn: vec![] })
         .await
         .unwrap();
     store.raise_high_water(&keys.k("sweep", "hw"), 7).await.unwrap();

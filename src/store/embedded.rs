@@ -17,6 +17,8 @@ const SESSIONS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("sess
 /// user -> JSON `Factors`
 const FACTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("factors_v1");
 /// key -> (expires_at, value)
+/// WebAuthn credential id -> user
+const CREDENTIALS: TableDefinition<&str, &str> = TableDefinition::new("credentials_v1");
 /// user -> JSON `RiskHistory`
 const RISK_HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("risk_history_v1");
 const EPHEMERAL: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("ephemeral_v1");
@@ -124,6 +126,7 @@ impl EmbeddedStore {
         txn.open_table(SESSIONS).map_err(err)?;
         txn.open_table(FACTORS).map_err(err)?;
         txn.open_table(RISK_HISTORY).map_err(err)?;
+        txn.open_table(CREDENTIALS).map_err(err)?;
         txn.open_table(EPHEMERAL).map_err(err)?;
         txn.open_table(HIGH_WATER).map_err(err)?;
         txn.open_table(COUNTERS).map_err(err)?;
@@ -253,6 +256,40 @@ impl Store for EmbeddedStore {
             {
                 let mut table = txn.open_table(FACTORS).map_err(err)?;
                 table.insert(user.as_str(), json.as_slice()).map_err(err)?;
+            }
+            txn.commit().map_err(err)
+        })
+        .await
+    }
+
+    async fn claim_credential(&self, credential_id: &str, user: &str) -> Result<bool, StoreError> {
+        let (id, user) = (credential_id.to_string(), user.to_string());
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(err)?;
+            let mine = {
+                let mut table = txn.open_table(CREDENTIALS).map_err(err)?;
+                let holder = table.get(id.as_str()).map_err(err)?.map(|g| g.value().to_string());
+                match holder {
+                    Some(h) => h == user,
+                    None => {
+                        table.insert(id.as_str(), user.as_str()).map_err(err)?;
+                        true
+                    }
+                }
+            };
+            txn.commit().map_err(err)?;
+            Ok(mine)
+        })
+        .await
+    }
+
+    async fn release_credential(&self, credential_id: &str) -> Result<(), StoreError> {
+        let id = credential_id.to_string();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(err)?;
+            {
+                let mut table = txn.open_table(CREDENTIALS).map_err(err)?;
+                table.remove(id.as_str()).map_err(err)?;
             }
             txn.commit().map_err(err)
         })

@@ -32,17 +32,36 @@ pub struct TotpFactor {
     pub enrolled_at: UnixTime,
 }
 
-/// Everything a user has enrolled. WebAuthn credentials join this record later.
+/// A registered passkey or security key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebauthnCredential {
+    /// The credential id, base64url (also the key of the store's credential index).
+    pub id: String,
+    /// The user's name for it ("laptop", "YubiKey").
+    pub name: String,
+    pub created_at: UnixTime,
+    pub last_used: Option<UnixTime>,
+    /// webauthn-rs's `Passkey` (public key, signature counter, flags), as JSON.
+    pub passkey: serde_json::Value,
+}
+
+/// Everything a user has enrolled.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Factors {
     pub totp: Option<TotpFactor>,
     /// Hashes of the recovery codes not used yet.
     pub recovery_hashes: Vec<String>,
+    #[serde(default)]
+    pub webauthn: Vec<WebauthnCredential>,
 }
 
 impl Factors {
     pub fn has_second_factor(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.webauthn.is_empty()
+    }
+    /// Second factors, counting each passkey (recovery codes are a fallback, not a factor).
+    pub fn second_factor_count(&self) -> usize {
+        usize::from(self.totp.is_some()) + self.webauthn.len()
     }
 }
 
@@ -58,6 +77,11 @@ pub trait Store: Send + Sync + 'static {
     async fn put_factors(&self, user: &str, factors: &Factors) -> Result<(), StoreError>;
     /// Removes one recovery code hash; true if it was there (so a code works once, even under races).
     async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError>;
+
+    /// Binds a WebAuthn credential id to a user: true if it is now (or already was) this user's,
+    /// false if another user holds it. Atomic, so one credential never serves two accounts.
+    async fn claim_credential(&self, credential_id: &str, user: &str) -> Result<bool, StoreError>;
+    async fn release_credential(&self, credential_id: &str) -> Result<(), StoreError>;
 
     /// The risk scorer's memory of a user (known devices, last sighting, countries); empty when none.
     async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError>;

@@ -1,7 +1,7 @@
 //! The account security page: who you are, your level, your factors, sign-out.
 
 use super::challenge::who;
-use super::pages::{html, redirect, AccountPage};
+use super::pages::{html, redirect, AccountPage, PasskeyRow};
 use super::{csrf, WebResult};
 use crate::gateway::stepup::{page_url, Need};
 use crate::gateway::Ctx;
@@ -23,6 +23,22 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
         methods: &methods.join(", "),
         totp: factors.totp.is_some(),
         recovery_left: factors.recovery_hashes.len(),
+        passkeys: factors
+            .webauthn
+            .iter()
+            .map(|c| PasskeyRow {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                created: date(c.created_at),
+                last_used: c.last_used.map_or_else(|| "never".to_string(), date),
+            })
+            .collect(),
+        webauthn_enabled: ctx.live.webauthn.is_some(),
     };
     html(&page, StatusCode::OK, set.as_slice())
+}
+
+/// A date for people, in UTC.
+fn date(t: crate::clock::UnixTime) -> String {
+    chrono::DateTime::from_timestamp(t.0 as i64, 0).map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
 }

@@ -113,6 +113,8 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<(
         (None, false) => (None, StatusCode::OK),
     };
     let second_factor_ok = need.level <= Level::Aal2;
+    let passkeys_ok = ctx.live.webauthn.is_some() && allowed(&need, AuthMethod::Webauthn);
+    let offer_webauthn = passkeys_ok && !factors.webauthn.is_empty();
     let (token, set) = csrf::token(ctx, headers);
     let page = ChallengePage {
         csrf: &token,
@@ -122,8 +124,9 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<(
         offer_totp: second_factor_ok && factors.totp.is_some() && allowed(&need, AuthMethod::Totp),
         offer_recovery: second_factor_ok && !factors.recovery_hashes.is_empty() && allowed(&need, AuthMethod::Recovery),
         no_factor: second_factor_ok && !factors.has_second_factor(),
-        needs_webauthn: !second_factor_ok
-            || !(allowed(&need, AuthMethod::Totp) || allowed(&need, AuthMethod::Recovery)),
+        needs_webauthn: !offer_webauthn
+            && (!second_factor_ok || !(allowed(&need, AuthMethod::Totp) || allowed(&need, AuthMethod::Recovery))),
+        offer_webauthn,
         error,
     };
     html(&page, status, set.as_slice())

@@ -25,7 +25,7 @@ fn pending_key(user: &str) -> String {
 }
 
 /// None when the user may change factors now; otherwise where to send them first.
-fn needs_fresh_proof(ctx: &Ctx, who: &Who, factors: &Factors) -> Option<String> {
+pub fn needs_fresh_proof(ctx: &Ctx, who: &Who, factors: &Factors) -> Option<String> {
     if !factors.has_second_factor() {
         return None; // the first factor may be enrolled right after sign-in
     }

@@ -29,3 +29,15 @@ pub async fn read(body: Incoming) -> Result<Form, WebError> {
     }
     Ok(Form(map))
 }
+
+const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// Reads a small JSON request body (the WebAuthn ceremony endpoints).
+pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, WebError> {
+    let bytes = Limited::new(body, MAX_JSON_BYTES)
+        .collect()
+        .await
+        .map_err(|_| WebError::BadForm("the request body is too large or was cut off"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|_| WebError::BadForm("the request body is not the JSON expected"))
+}

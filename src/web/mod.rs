@@ -5,9 +5,11 @@ pub mod account;
 pub mod challenge;
 pub mod csrf;
 pub mod enroll;
+pub mod factors;
 pub mod forms;
 pub mod login;
 pub mod pages;
+pub mod passkeys;
 pub mod return_to;
 pub mod sessions;
 
@@ -19,12 +21,22 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 const STYLE_CSS: &str = include_str!("../../static/style.css");
+const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
 
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let sub = ctx.path.as_str()[crate::gateway::PREFIX.len()..].to_ascii_lowercase();
     let method = req.method().clone();
     let result = match (&method, sub.as_str()) {
         (&Method::GET | &Method::HEAD, "/static/style.css") => Ok(static_file(STYLE_CSS, "text/css; charset=utf-8")),
+        (&Method::GET | &Method::HEAD, "/static/webauthn.js") => {
+            Ok(static_file(WEBAUTHN_JS, "text/javascript; charset=utf-8"))
+        }
+        (&Method::POST, "/webauthn/register/start") => passkeys::register_start(ctx, req).await,
+        (&Method::POST, "/webauthn/register/finish") => passkeys::register_finish(ctx, req).await,
+        (&Method::POST, "/webauthn/auth/start") => passkeys::auth_start(ctx, req).await,
+        (&Method::POST, "/webauthn/auth/finish") => passkeys::auth_finish(ctx, req).await,
+        (&Method::POST, "/account/passkey/delete") => factors::delete_passkey(ctx, req).await,
+        (&Method::POST, "/account/totp/delete") => factors::delete_totp(ctx, req).await,
         (&Method::GET | &Method::HEAD, "/health") => Ok(Response::new(body::full("ok\n"))),
         (&Method::GET | &Method::HEAD, "/login") => login::show(ctx, req.headers(), None).await,
         (&Method::POST, "/login") => login::submit(ctx, req).await,

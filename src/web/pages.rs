@@ -69,7 +69,10 @@ pub struct ChallengePage<'a> {
     pub offer_totp: bool,
     pub offer_recovery: bool,
     pub no_factor: bool,
+    /// The route needs a passkey and the user has none (or passkeys are off).
     pub needs_webauthn: bool,
+    /// The user holds passkeys and the route accepts them.
+    pub offer_webauthn: bool,
     pub error: Option<&'a str>,
 }
 
@@ -100,6 +103,16 @@ pub struct AccountPage<'a> {
     pub methods: &'a str,
     pub totp: bool,
     pub recovery_left: usize,
+    pub passkeys: Vec<PasskeyRow>,
+    pub webauthn_enabled: bool,
+}
+
+/// One passkey as the account page lists it.
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
 }
 
 #[derive(Template)]

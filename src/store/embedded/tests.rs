@@ -22,6 +22,7 @@ async fn records_survive_reopening() {
     let factors = Factors {
         totp: Some(TotpFactor { sealed_secret: "sealed".into(), enrolled_at: UnixTime(1000) }),
         recovery_hashes: vec!["a".into(), "b".into(), "c".into()],
+        webauthn: vec![],
     };
     {
         let store = EmbeddedStore::open(&path).unwrap();

@@ -26,6 +26,10 @@ impl Keys {
     pub fn factors(&self, user: &str) -> String {
         format!("{}:{{u:{user}}}:f", self.prefix)
     }
+    /// Not per user: the credential index spans users (one key per credential id).
+    pub fn credential(&self, id: &str) -> String {
+        format!("{}:cred:{{{id}}}", self.prefix)
+    }
     pub fn risk_history(&self, user: &str) -> String {
         format!("{}:{{u:{user}}}:h", self.prefix)
     }

@@ -163,6 +163,19 @@ impl Store for RedisStore {
         self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
     }
 
+    async fn claim_credential(&self, credential_id: &str, user: &str) -> Result<bool, StoreError> {
+        let (k, owner) = (self.keys.credential(credential_id), user.to_string());
+        let (set, holder): (bool, Option<String>) = self
+            .run(|mut c| async move { redis::pipe().set_nx(&k, owner).get(&k).query_async(&mut c).await })
+            .await?;
+        Ok(set || holder.as_deref() == Some(user))
+    }
+
+    async fn release_credential(&self, credential_id: &str) -> Result<(), StoreError> {
+        let k = self.keys.credential(credential_id);
+        self.run(|mut c| async move { c.del::<_, ()>(k).await }).await
+    }
+
     async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError> {
         let k = self.keys.risk_history(user);
         let json: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;

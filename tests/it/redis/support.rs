@@ -84,7 +84,7 @@ pub fn write_config(dir: &std::path::Path, store_url: &str, upstream: SocketAddr
     let text = format!(
         r#"[listen]
 address = "127.0.0.1:0"
-public_url = "http://127.0.0.1"
+public_url = "http://localhost"
 
 [upstream]
 url = "http://{upstream}"

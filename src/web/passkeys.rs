@@ -1,0 +1,217 @@
+//! The WebAuthn endpoints that `static/webauthn.js` calls: start and finish a registration,
+//! start and finish a step-up assertion. JSON in and out; each POST carries the CSRF token in
+//! `X-CSRF-Token` (and a foreign Origin is refused), like every form of the gateway.
+
+use super::challenge::{failures_key, requirement_with_risk, who};
+use super::enroll::needs_fresh_proof;
+use super::pages::page_headers;
+use super::{csrf, forms, return_to, sessions, WebError, WebResult};
+use crate::audit::{self, Kind};
+use crate::authn::webauthn::{self as wa, CeremonyError};
+use crate::body::{self, Body};
+use crate::gateway::Ctx;
+use crate::policy::level::{AuthMethod, Proof};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+const CSRF_HEADER: &str = "x-csrf-token";
+const MAX_NAME: usize = 64;
+
+fn reply(status: StatusCode, value: serde_json::Value, cookies: &[HeaderValue]) -> Response<Body> {
+    let mut resp = Response::new(body::full(value.to_string()));
+    *resp.status_mut() = status;
+    page_headers(resp.headers_mut());
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for c in cookies {
+        resp.headers_mut().append(http::header::SET_COOKIE, c.clone());
+    }
+    resp
+}
+
+fn refuse(status: StatusCode, message: &str) -> WebResult {
+    Ok(reply(status, json!({ "error": message }), &[]))
+}
+
+fn audit_event(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str) {
+    audit::emit(&audit::Record {
+        kind,
+        request_id: &ctx.request_id,
+        user: Some(user),
+        client_ip: ctx.client_ip,
+        rule: None,
+        decision,
+        reason,
+        risk: None,
+    });
+}
+
+/// The checks every endpoint starts with: WebAuthn on, the CSRF header, a signed-in user.
+async fn begin<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+) -> Result<Result<(HeaderMap, crate::gateway::identify::Who, T), Response<Body>>, WebError> {
+    if ctx.live.webauthn.is_none() {
+        return Ok(Err(reply(StatusCode::NOT_FOUND, json!({"error": "passkeys are not enabled on this gateway"}), &[])));
+    }
+    let (parts, body) = req.into_parts();
+    let token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    csrf::verify(ctx, &parts.headers, token)?;
+    let input: T = forms::read_json(body).await?;
+    let Some(who) = who(ctx, &parts.headers).await? else {
+        return Ok(Err(reply(StatusCode::UNAUTHORIZED, json!({"error": "sign in first"}), &[])));
+    };
+    Ok(Ok((parts.headers, who, input)))
+}
+
+fn ceremony_refusal(ctx: &Ctx, user: &str, e: CeremonyError) -> WebResult {
+    match e {
+        CeremonyError::Store(s) => Err(WebError::Store(s)),
+        CeremonyError::Internal(msg) => Err(WebError::Internal(msg)),
+        CeremonyError::CounterRegression => {
+            audit_event(ctx, Kind::PossibleClone, user, "fail", "signature counter went backwards");
+            refuse(StatusCode::FORBIDDEN, &e.to_string())
+        }
+        CeremonyError::CredentialTaken => {
+            audit_event(ctx, Kind::Enroll, user, "fail", "credential id registered to another user");
+            refuse(StatusCode::CONFLICT, &e.to_string())
+        }
+        CeremonyError::NoCeremony | CeremonyError::Rejected(_) => {
+            tracing::info!(request_id = %ctx.request_id, user, error = %e, "webauthn ceremony refused");
+            refuse(StatusCode::BAD_REQUEST, "the passkey could not be verified, or the attempt expired; try again")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn register_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    let (_, who, Empty {}) = match begin(ctx, req).await? {
+        Ok(v) => v,
+        Err(resp) => return Ok(resp),
+    };
+    let store = &*ctx.state.store;
+    let factors = store.get_factors(&who.user).await?;
+    if let Some(url) = needs_fresh_proof(ctx, &who, &factors) {
+        return Ok(reply(StatusCode::FORBIDDEN, json!({"error": "confirm it's you first", "redirect": url}), &[]));
+    }
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    match wa::start_registration(webauthn, store, &who.user, &factors.webauthn, ctx.now).await {
+        Ok((ceremony, options)) => Ok(reply(StatusCode::OK, json!({"ceremony": ceremony, "options": options}), &[])),
+        Err(e) => ceremony_refusal(ctx, &who.user, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RegisterFinish {
+    ceremony: String,
+    name: String,
+    credential: RegisterPublicKeyCredential,
+}
+
+pub async fn register_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    let (_, who, input): (_, _, RegisterFinish) = match begin(ctx, req).await? {
+        Ok(v) => v,
+        Err(resp) => return Ok(resp),
+    };
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return refuse(StatusCode::BAD_REQUEST, "give the passkey a name of 1 to 64 characters");
+    }
+    let store = &*ctx.state.store;
+    let mut factors = store.get_factors(&who.user).await?;
+    if let Some(url) = needs_fresh_proof(ctx, &who, &factors) {
+        return Ok(reply(StatusCode::FORBIDDEN, json!({"error": "confirm it's you first", "redirect": url}), &[]));
+    }
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    let cred =
+        match wa::finish_registration(webauthn, store, &who.user, &input.ceremony, &input.credential, name, ctx.now).await {
+            Ok(c) => c,
+            Err(e) => return ceremony_refusal(ctx, &who.user, e),
+        };
+    factors.webauthn.retain(|c| c.id != cred.id);
+    factors.webauthn.push(cred);
+    store.put_factors(&who.user, &factors).await?;
+    audit_event(ctx, Kind::Enroll, &who.user, "success", "webauthn");
+    Ok(reply(StatusCode::OK, json!({"ok": true, "redirect": "/.stepgate/account"}), &[]))
+}
+
+#[derive(Deserialize)]
+pub struct AuthStart {
+    #[serde(rename = "return")]
+    return_to: String,
+}
+
+pub async fn auth_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    let (_, who, input): (_, _, AuthStart) = match begin(ctx, req).await? {
+        Ok(v) => v,
+        Err(resp) => return Ok(resp),
+    };
+    let _ = return_to::sanitize(&input.return_to);
+    let store = &*ctx.state.store;
+    let factors = store.get_factors(&who.user).await?;
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    match wa::start_authentication(webauthn, store, &who.user, &factors.webauthn, ctx.now).await {
+        Ok((ceremony, options)) => Ok(reply(StatusCode::OK, json!({"ceremony": ceremony, "options": options}), &[])),
+        Err(e) => ceremony_refusal(ctx, &who.user, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuthFinish {
+    ceremony: String,
+    credential: PublicKeyCredential,
+    #[serde(rename = "return")]
+    return_to: String,
+}
+
+pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    let (_, who, input): (_, _, AuthFinish) = match begin(ctx, req).await? {
+        Ok(v) => v,
+        Err(resp) => return Ok(resp),
+    };
+    let return_to = return_to::sanitize(&input.return_to);
+    let store = &*ctx.state.store;
+    let cfg = &ctx.live.config;
+    let fail_key = failures_key(&who.user);
+    if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
+        audit_event(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try again in a few minutes");
+    }
+    let (need, _) = requirement_with_risk(ctx, &who, &return_to).await?;
+    if need.allow.as_ref().is_some_and(|a| !a.contains(&AuthMethod::Webauthn)) {
+        return refuse(StatusCode::FORBIDDEN, "this page does not accept a passkey");
+    }
+    let mut factors = store.get_factors(&who.user).await?;
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    let asserted = match wa::finish_authentication(
+        webauthn,
+        store,
+        &who.user,
+        &input.ceremony,
+        &input.credential,
+        &mut factors.webauthn,
+        ctx.now,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            if !matches!(e, CeremonyError::Store(_) | CeremonyError::Internal(_)) {
+                store.hit_counter(&fail_key, cfg.totp.failure_window, ctx.now).await?;
+                audit_event(ctx, Kind::StepUp, &who.user, "fail", "webauthn assertion refused");
+            }
+            return ceremony_refusal(ctx, &who.user, e);
+        }
+    };
+    store.put_factors(&who.user, &factors).await?;
+    store.reset_counter(&fail_key).await?;
+    let proof = Proof { level: asserted.level, method: AuthMethod::Webauthn, auth_time: ctx.now };
+    let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    audit_event(ctx, Kind::StepUp, &who.user, "success", &format!("webauthn {}", asserted.level));
+    Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": return_to}), &cookies))
+}
