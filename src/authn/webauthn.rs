@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use webauthn_rs::prelude::{
-    AuthenticationResult, CreationChallengeResponse, CredentialID, Passkey, PasskeyAuthentication,
-    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
-    Webauthn, WebauthnBuilder, WebauthnError,
+    AuthenticationResult, CreationChallengeResponse, CredentialID, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid, Webauthn, WebauthnBuilder,
+    WebauthnError,
 };
 
 /// How long a started ceremony may take.
@@ -71,7 +71,13 @@ struct Pending<T> {
     state: T,
 }
 
-async fn park<T: Serialize>(store: &dyn Store, kind: &str, user: &str, state: T, now: UnixTime) -> Result<String, CeremonyError> {
+async fn park<T: Serialize>(
+    store: &dyn Store,
+    kind: &str,
+    user: &str,
+    state: T,
+    now: UnixTime,
+) -> Result<String, CeremonyError> {
     let id = new_ceremony_id();
     let json = serde_json::to_vec(&Pending { user: user.to_string(), state })
         .map_err(|e| CeremonyError::Internal(e.to_string()))?;
@@ -161,7 +167,8 @@ pub async fn start_authentication(
     if passkeys.is_empty() {
         return Err(CeremonyError::Rejected("no passkey registered".into()));
     }
-    let (rcr, state) = wa.start_passkey_authentication(&passkeys).map_err(|e| CeremonyError::Internal(e.to_string()))?;
+    let (rcr, state) =
+        wa.start_passkey_authentication(&passkeys).map_err(|e| CeremonyError::Internal(e.to_string()))?;
     let id = park(store, "auth", user, state, now).await?;
     Ok((id, rcr))
 }
@@ -192,7 +199,8 @@ pub async fn finish_authentication(
         Err(e) => return Err(CeremonyError::Rejected(e.to_string())),
     };
     let id = credential_id(result.cred_id());
-    let cred = held.iter_mut().find(|c| c.id == id).ok_or_else(|| CeremonyError::Rejected("unknown credential".into()))?;
+    let cred =
+        held.iter_mut().find(|c| c.id == id).ok_or_else(|| CeremonyError::Rejected("unknown credential".into()))?;
     let mut passkey = passkey_of(cred)?;
     passkey.update_credential(&result);
     cred.passkey = serde_json::to_value(&passkey).map_err(|e| CeremonyError::Internal(e.to_string()))?;

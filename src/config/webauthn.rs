@@ -45,7 +45,10 @@ pub fn parse(raw: Option<&RawWebauthn>, public: &PublicUrl) -> Result<Option<Web
     if !fits || rp_id.is_empty() || rp_id.contains([':', '/']) {
         return Err(ConfigError::new(
             "webauthn.rp_id",
-            format!("'{rp_id}' does not fit the public origin {}: it must be its host or a parent domain of it", public.origin),
+            format!(
+                "'{rp_id}' does not fit the public origin {}: it must be its host or a parent domain of it",
+                public.origin
+            ),
         ));
     }
     let origin = webauthn_rs::prelude::Url::parse(&public.origin)

@@ -144,7 +144,8 @@ async fn credential_index(store: &SharedStore, keys: &Keys) {
 async fn recovery_codes(store: &SharedStore, keys: &Keys) {
     let user = keys.k("rec", "alice");
     let totp = Some(TotpFactor { sealed_secret: "s".into(), enrolled_at: at(0) });
-    let f = Factors { totp: totp.clone(), recovery_hashes: vec!["h1".into(), "h2".into(), "h3".into()], webauthn: vec![] };
+    let f =
+        Factors { totp: totp.clone(), recovery_hashes: vec!["h1".into(), "h2".into(), "h3".into()], webauthn: vec![] };
     store.put_factors(&user, &f).await.unwrap();
 
     assert!(!store.take_recovery_code(&user, "nope").await.unwrap());
@@ -334,7 +335,10 @@ async fn sweep(store: &SharedStore, keys: &Keys) {
     store.hit_counter(&ck("old"), Duration::from_secs(10), at(0)).await.unwrap(); // ends at 10
     store.hit_counter(&ck("live"), Duration::from_secs(100), at(0)).await.unwrap();
     store
-        .put_factors(&keys.k("sweep", "carol"), &Factors { totp: None, recovery_hashes: vec!["h".into()], webauthn: vec![] })
+        .put_factors(
+            &keys.k("sweep", "carol"),
+            &Factors { totp: None, recovery_hashes: vec!["h".into()], webauthn: vec![] },
+        )
         .await
         .unwrap();
     store.raise_high_water(&keys.k("sweep", "hw"), 7).await.unwrap();

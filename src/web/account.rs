@@ -40,5 +40,6 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
 
 /// A date for people, in UTC.
 fn date(t: crate::clock::UnixTime) -> String {
-    chrono::DateTime::from_timestamp(t.0 as i64, 0).map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+    chrono::DateTime::from_timestamp(t.0 as i64, 0)
+        .map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
 }

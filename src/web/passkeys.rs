@@ -55,7 +55,11 @@ async fn begin<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
 ) -> Result<Result<(HeaderMap, crate::gateway::identify::Who, T), Response<Body>>, WebError> {
     if ctx.live.webauthn.is_none() {
-        return Ok(Err(reply(StatusCode::NOT_FOUND, json!({"error": "passkeys are not enabled on this gateway"}), &[])));
+        return Ok(Err(reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "passkeys are not enabled on this gateway"}),
+            &[],
+        )));
     }
     let (parts, body) = req.into_parts();
     let token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -129,7 +133,9 @@ pub async fn register_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     }
     let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
     let cred =
-        match wa::finish_registration(webauthn, store, &who.user, &input.ceremony, &input.credential, name, ctx.now).await {
+        match wa::finish_registration(webauthn, store, &who.user, &input.ceremony, &input.credential, name, ctx.now)
+            .await
+        {
             Ok(c) => c,
             Err(e) => return ceremony_refusal(ctx, &who.user, e),
         };

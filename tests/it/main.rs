@@ -17,3 +17,4 @@ mod signin;
 mod streaming;
 mod totp;
 mod upstream;
+mod webauthn;

@@ -25,7 +25,7 @@ async fn sessions_and_totp_survive_a_restart() {
     assert!(r.body.contains(USER), "{}", r.body);
     let r = c.browse("/.stepgate/account").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.body.contains("set up") && r.body.contains("Recovery codes left: 10"), "{}", r.body);
+    assert!(r.body.contains("Set up.") && r.body.contains("10 left"), "{}", r.body);
     assert_eq!(c.get("/echo").await.echoed_headers()["x-stepgate-level"], "aal2", "the elevation survived too");
 
     // A session without elevation: the challenge offers the code form, not enrollment.

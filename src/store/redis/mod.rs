@@ -165,9 +165,8 @@ impl Store for RedisStore {
 
     async fn claim_credential(&self, credential_id: &str, user: &str) -> Result<bool, StoreError> {
         let (k, owner) = (self.keys.credential(credential_id), user.to_string());
-        let (set, holder): (bool, Option<String>) = self
-            .run(|mut c| async move { redis::pipe().set_nx(&k, owner).get(&k).query_async(&mut c).await })
-            .await?;
+        let (set, holder): (bool, Option<String>) =
+            self.run(|mut c| async move { redis::pipe().set_nx(&k, owner).get(&k).query_async(&mut c).await }).await?;
         Ok(set || holder.as_deref() == Some(user))
     }
 

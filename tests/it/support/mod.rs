@@ -97,6 +97,8 @@ pub struct Options {
     pub upstream_url: Option<String>,
     /// Extra top-level sections (e.g. `[signin]`).
     pub extra: String,
+    /// Overrides `listen.public_url` (default `ORIGIN`).
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -108,6 +110,7 @@ impl Default for Options {
             upstream_extra: String::new(),
             upstream_url: None,
             extra: String::new(),
+            public_url: None,
         }
     }
 }
@@ -203,7 +206,7 @@ pub fn config_text(dir: &Path, upstream: &str, opts: &Options) -> String {
     format!(
         r#"[listen]
 address = "127.0.0.1:0"
-public_url = "{ORIGIN}"
+public_url = "{public_url}"
 {listen_extra}
 
 [upstream]
@@ -228,6 +231,7 @@ secret_key = "{key}"
         db = dir.join("stepgate.db").display(),
         key = hex::encode(key),
         extra = opts.extra,
+        public_url = opts.public_url.as_deref().unwrap_or(ORIGIN),
         rules = opts.rules,
     )
 }
