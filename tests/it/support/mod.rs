@@ -99,6 +99,8 @@ pub struct Options {
     pub extra: String,
     /// Overrides `listen.public_url` (default `ORIGIN`).
     pub public_url: Option<String>,
+    /// Overrides `listen.address` (default `127.0.0.1:0`).
+    pub listen_address: Option<String>,
 }
 
 impl Default for Options {
@@ -111,6 +113,7 @@ impl Default for Options {
             upstream_url: None,
             extra: String::new(),
             public_url: None,
+            listen_address: None,
         }
     }
 }
@@ -205,7 +208,7 @@ pub fn config_text(dir: &Path, upstream: &str, opts: &Options) -> String {
     });
     format!(
         r#"[listen]
-address = "127.0.0.1:0"
+address = "{listen_address}"
 public_url = "{public_url}"
 {listen_extra}
 
@@ -232,6 +235,7 @@ secret_key = "{key}"
         key = hex::encode(key),
         extra = opts.extra,
         public_url = opts.public_url.as_deref().unwrap_or(ORIGIN),
+        listen_address = opts.listen_address.as_deref().unwrap_or("127.0.0.1:0"),
         rules = opts.rules,
     )
 }
