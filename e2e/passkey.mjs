@@ -60,6 +60,12 @@ try {
   await page.goto(base + "/.stepgate/account");
   await page.fill("#passkey-name", "e2e laptop");
   await Promise.all([page.waitForNavigation(), page.click("#passkey-register")]);
+  expect(page.url().endsWith("/.stepgate/recovery-codes"), "a first factor comes with recovery codes, at " + page.url());
+  const codes = await page.locator(".recovery-code").count();
+  expect(codes === 10, "ten recovery codes, got " + codes);
+  await page.screenshot({ path: artifacts + "/recovery-codes.png", fullPage: true });
+  step("recovery codes shown: " + codes);
+  await page.goto(base + "/.stepgate/account");
   await page.waitForSelector("text=e2e laptop");
   await page.screenshot({ path: artifacts + "/enrollment.png", fullPage: true });
   const creds = await cdp.send("WebAuthn.getCredentials", { authenticatorId });

@@ -31,6 +31,9 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/static/webauthn.js") => {
             Ok(static_file(WEBAUTHN_JS, "text/javascript; charset=utf-8"))
         }
+        (&Method::GET | &Method::HEAD, "/recovery-codes") => {
+            passkeys::show_new_recovery_codes(ctx, req.headers()).await
+        }
         (&Method::POST, "/webauthn/register/start") => passkeys::register_start(ctx, req).await,
         (&Method::POST, "/webauthn/register/finish") => passkeys::register_finish(ctx, req).await,
         (&Method::POST, "/webauthn/auth/start") => passkeys::auth_start(ctx, req).await,

@@ -49,6 +49,7 @@ async fn a_passkey_enrolled_in_chromium_passes_an_aal3_challenge_and_reaches_the
     assert!(out.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
     for marker in [
         "STEP signed in; challenged without a passkey",
+        "STEP recovery codes shown: 10",
         "STEP passkey enrolled: 1 credential, rpId localhost",
         "STEP challenged on /admin with the passkey offered",
         "STEP reached the upstream",
@@ -57,7 +58,7 @@ async fn a_passkey_enrolled_in_chromium_passes_an_aal3_challenge_and_reaches_the
     ] {
         assert!(stdout.contains(marker), "missing `{marker}` in:\n{stdout}\n{stderr}");
     }
-    for shot in ["enrollment.png", "challenge.png", "admin.png"] {
+    for shot in ["enrollment.png", "recovery-codes.png", "challenge.png", "admin.png"] {
         let bytes = std::fs::read(artifacts.join(shot)).unwrap_or_default();
         assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 2000, "screenshot {shot} is missing or empty");
     }

@@ -106,7 +106,11 @@ async fn a_passkey_is_registered_and_steps_up_to_aal3() {
     assert!(page.body.contains("needs a passkey"), "no passkey yet: {}", page.body);
 
     let mut key = SoftPasskey::new(true); // performs user verification
-    register(&mut c, &mut key, "laptop").await;
+    let (done, _) = try_register(&mut c, &mut key, "laptop").await;
+    assert_eq!(done.json()["redirect"], "/.stepgate/recovery-codes", "a first factor brings recovery codes");
+    let codes = c.browse("/.stepgate/recovery-codes").await;
+    assert_eq!(crate::support::html::codes(&codes.body, "recovery-code").len(), 10, "{}", codes.body);
+    assert_eq!(c.browse("/.stepgate/recovery-codes").await.status, StatusCode::SEE_OTHER, "shown once");
     let account = c.browse("/.stepgate/account").await;
     assert!(account.body.contains("<td>laptop</td>") && account.body.contains("never"), "{}", account.body);
     assert_eq!(c.browse("/admin").await.status, StatusCode::FOUND, "registering is not a proof");
