@@ -163,16 +163,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
                 tracing::warn!(request_id = %ctx.request_id, error = %e, "store unavailable; public route forwarded without identity");
                 None
             }
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable; protected route refused");
-                audit_decision(&ctx, None, &rule.name, "unavailable", "store unavailable");
-                return error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Temporarily unavailable",
-                    "The gateway cannot check your session right now. Please try again shortly.",
-                    json,
-                );
-            }
+            Err(e) => return store_unavailable(&ctx, &rule.name, &e),
         }
     };
 
@@ -182,16 +173,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
     } else {
         match risk::score(&ctx, rule, who.as_ref(), risk::Count::ThisRequest).await {
             Ok(s) => s,
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable; protected route refused");
-                audit_decision(&ctx, None, &rule.name, "unavailable", "store unavailable");
-                return error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Temporarily unavailable",
-                    "The gateway cannot check your session right now. Please try again shortly.",
-                    json,
-                );
-            }
+            Err(e) => return store_unavailable(&ctx, &rule.name, &e),
         }
     };
     let decision = decide_with_risk(&rule.action, who.as_ref().map(|w| w.proofs.as_slice()), now, &scored.verdict);
@@ -228,6 +210,18 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
             error_page(StatusCode::FORBIDDEN, "Forbidden", "This address is not available through the gateway.", json)
         }
     }
+}
+
+/// A protected route while the store cannot answer: fail closed with 503.
+fn store_unavailable(ctx: &Ctx, rule: &str, e: &crate::store::StoreError) -> Response<Body> {
+    tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable; protected route refused");
+    audit_decision(ctx, None, rule, "unavailable", "store unavailable");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "The gateway cannot check your session right now. Please try again shortly.",
+        ctx.json,
+    )
 }
 
 fn has_session_cookie(ctx: &Ctx, req: &Request<Incoming>) -> bool {

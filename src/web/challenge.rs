@@ -2,7 +2,7 @@
 
 use super::pages::{html, redirect, ChallengePage};
 use super::{csrf, forms, login, return_to, sessions, WebError, WebResult};
-use crate::audit::{self, Kind};
+use crate::audit::Kind;
 use crate::authn::{recovery, totp};
 use crate::gateway::identify::{identify, Who};
 use crate::gateway::risk;
@@ -69,16 +69,7 @@ pub fn failures_key(user: &str) -> String {
 }
 
 fn stepup_audit(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str) {
-    audit::emit(&audit::Record {
-        kind,
-        request_id: &ctx.request_id,
-        user: Some(user),
-        client_ip: ctx.client_ip,
-        rule: None,
-        decision,
-        reason,
-        risk: None,
-    });
+    super::audit_user(ctx, kind, user, decision, reason);
 }
 
 /// How recent a proof must be to change factors.

@@ -4,7 +4,7 @@
 use super::challenge::{requirement_for, who};
 use super::pages::{html, redirect, EnrollTotpPage, RecoveryCodesPage};
 use super::{csrf, forms, return_to, sessions, WebError, WebResult};
-use crate::audit::{self, Kind};
+use crate::audit::Kind;
 use crate::authn::{recovery, totp};
 use crate::gateway::identify::Who;
 use crate::gateway::stepup::{page_url, Need};
@@ -127,14 +127,5 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
 }
 
 fn enroll_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
-    audit::emit(&audit::Record {
-        kind: Kind::Enroll,
-        request_id: &ctx.request_id,
-        user: Some(user),
-        client_ip: ctx.client_ip,
-        rule: None,
-        decision,
-        reason,
-        risk: None,
-    });
+    super::audit_user(ctx, Kind::Enroll, user, decision, reason);
 }

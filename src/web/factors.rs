@@ -5,7 +5,7 @@ use super::challenge::who;
 use super::enroll::needs_fresh_proof;
 use super::pages::{html, redirect, MessagePage};
 use super::{csrf, forms, WebResult};
-use crate::audit::{self, Kind};
+use crate::audit::Kind;
 use crate::gateway::stepup::{page_url, Need};
 use crate::gateway::Ctx;
 use crate::policy::level::Level;
@@ -79,15 +79,6 @@ async fn delete(ctx: &Ctx, req: Request<Incoming>, which: Which) -> WebResult {
             "totp"
         }
     };
-    audit::emit(&audit::Record {
-        kind: Kind::Revoke,
-        request_id: &ctx.request_id,
-        user: Some(&who.user),
-        client_ip: ctx.client_ip,
-        rule: None,
-        decision: "success",
-        reason: what,
-        risk: None,
-    });
+    super::audit_user(ctx, Kind::Revoke, &who.user, "success", what);
     Ok(redirect(ACCOUNT, &[]))
 }

@@ -31,16 +31,7 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCod
 }
 
 fn signin_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
-    audit::emit(&audit::Record {
-        kind: Kind::SignIn,
-        request_id: &ctx.request_id,
-        user: Some(user),
-        client_ip: ctx.client_ip,
-        rule: None,
-        decision,
-        reason,
-        risk: None,
-    });
+    super::audit_user(ctx, Kind::SignIn, user, decision, reason);
 }
 
 pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {

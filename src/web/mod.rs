@@ -61,6 +61,20 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// An audit line about a user's own action on a gateway page (sign-in, step-up, enrollment...).
+pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &str, reason: &str) {
+    crate::audit::emit(&crate::audit::Record {
+        kind,
+        request_id: &ctx.request_id,
+        user: Some(user),
+        client_ip: ctx.client_ip,
+        rule: None,
+        decision,
+        reason,
+        risk: None,
+    });
+}
+
 fn static_file(text: &'static str, content_type: &'static str) -> Response<Body> {
     let mut resp = Response::new(body::full(text));
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

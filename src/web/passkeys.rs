@@ -6,7 +6,7 @@ use super::challenge::{failures_key, requirement_with_risk, who};
 use super::enroll::needs_fresh_proof;
 use super::pages::page_headers;
 use super::{csrf, forms, return_to, sessions, WebError, WebResult};
-use crate::audit::{self, Kind};
+use crate::audit::Kind;
 use crate::authn::webauthn::{self as wa, CeremonyError};
 use crate::body::{self, Body};
 use crate::gateway::Ctx;
@@ -37,16 +37,7 @@ fn refuse(status: StatusCode, message: &str) -> WebResult {
 }
 
 fn audit_event(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str) {
-    audit::emit(&audit::Record {
-        kind,
-        request_id: &ctx.request_id,
-        user: Some(user),
-        client_ip: ctx.client_ip,
-        rule: None,
-        decision,
-        reason,
-        risk: None,
-    });
+    super::audit_user(ctx, kind, user, decision, reason);
 }
 
 /// The checks every endpoint starts with: WebAuthn on, the CSRF header, a signed-in user.
