@@ -15,6 +15,13 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
     let factors = ctx.state.store.get_factors(&who.user).await?;
     let level = who.proofs.iter().map(effective_level).max().map(|l| l.as_str()).unwrap_or("none");
     let methods: Vec<&str> = who.proofs.iter().map(|p| p.method.as_str()).collect();
+    let devices = match &ctx.live.config.risk.device {
+        Some(_) => {
+            let history = ctx.state.store.get_risk_history(&who.user).await?;
+            Some(history.devices.iter().map(|d| (date(d.first_seen), date(d.last_seen))).collect())
+        }
+        None => None,
+    };
     let (token, set) = csrf::token(ctx, headers);
     let page = AccountPage {
         csrf: &token,
@@ -34,6 +41,7 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
             })
             .collect(),
         webauthn_enabled: ctx.live.webauthn.is_some(),
+        devices,
     };
     html(&page, StatusCode::OK, set.as_slice())
 }

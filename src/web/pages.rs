@@ -105,6 +105,8 @@ pub struct AccountPage<'a> {
     pub recovery_left: usize,
     pub passkeys: Vec<PasskeyRow>,
     pub webauthn_enabled: bool,
+    /// Devices the risk scorer knows for the user: (first seen, last seen). None: signal off.
+    pub devices: Option<Vec<(String, String)>>,
 }
 
 /// One passkey as the account page lists it.

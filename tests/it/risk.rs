@@ -78,6 +78,8 @@ async fn a_new_device_is_challenged_on_an_aal1_route_that_the_known_device_passe
     assert!(r.header("www-authenticate").unwrap_or_default().contains("acr_values=\"aal2\""));
     enroll_totp(&h, &mut known).await; // a second factor proven on this device
     assert!(known.cookie("stepgate_device").is_some(), "the device cookie is set: {:?}", known.jar);
+    let account = known.browse("/.stepgate/account").await;
+    assert_eq!(account.body.matches("first seen").count(), 1, "one recognised device: {}", account.body);
     h.advance(Duration::from_secs(20 * 60)); // the proof is old now: it is the device that counts
     let r = known.get("/echo").await;
     assert_eq!(risk_of(&r), "0");
