@@ -184,6 +184,10 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
             println!("{}: ok", path.display());
             println!("{}", cfg.routes.describe());
             println!("{}", cfg.risk.describe());
+            match &cfg.webauthn {
+                Some(w) => println!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name),
+                None => println!("webauthn: off"),
+            }
             Ok(())
         }
         Err(e) => bail!("{}: {e}", path.display()),

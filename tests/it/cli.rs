@@ -108,6 +108,7 @@ fn a_missing_geoip_database_warns_and_a_corrupt_one_is_refused_naming_the_key() 
     let (ok, out, err) = stepgate(&["check-config", &cfg]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("location (networks only: no GeoIP database loaded)"), "{out}");
+    assert!(out.contains("webauthn: rp_id app.example for origin https://app.example"), "{out}");
     assert!(err.contains("GeoIP database not found") && err.contains("risk.location.city_db"), "{err}");
 
     std::fs::write(&missing, b"not a database at all").unwrap();
