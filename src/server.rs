@@ -59,6 +59,27 @@ impl Running {
 pub async fn start(config: Config, store: SharedStore, clock: SharedClock) -> Result<Running, String> {
     let listener =
         TcpListener::bind(config.listen).await.map_err(|e| format!("listen.address {}: {e}", config.listen))?;
+    start_on(listener, config, store, clock).await
+}
+
+/// A listener with SO_REUSEPORT, so that several serving threads can each accept on their own.
+pub fn reuseport_listener(addr: SocketAddr) -> Result<TcpListener, String> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+        .map_err(|e| e.to_string())?;
+    socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    socket.set_reuseport(true).map_err(|e| e.to_string())?;
+    socket.bind(addr).map_err(|e| format!("listen.address {addr}: {e}"))?;
+    socket.listen(1024).map_err(|e| e.to_string())
+}
+
+/// Serves on an already bound listener until `shutdown()`.
+pub async fn start_on(
+    listener: TcpListener,
+    config: Config,
+    store: SharedStore,
+    clock: SharedClock,
+) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let live = Live::new(config)?;
     let state = Arc::new(AppState::new(live, store, clock));
@@ -107,15 +128,24 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
 /// Re-reads the config file (and users file) on SIGHUP. A bad file is logged with its key and
 /// reason, and the gateway keeps running on the last good config.
 pub fn reload(state: &AppState, path: &Path, overrides: &Overrides) {
-    match config::load(path, overrides).map_err(|e| e.to_string()).and_then(|cfg| {
-        let old = state.live();
-        if cfg.listen != old.config.listen {
-            tracing::warn!("listen.address changed: a restart is needed for that part to apply");
+    reload_all(&[state], path, overrides)
+}
+
+/// `reload` for every serving thread at once: all of them take the new config, or none does.
+pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Path, overrides: &Overrides) {
+    let built = config::load(path, overrides).map_err(|e| e.to_string()).and_then(|cfg| {
+        if let Some(old) = states.first().map(|s| s.live()) {
+            if cfg.listen != old.config.listen || cfg.workers != old.config.workers {
+                tracing::warn!("listen.address or listen.workers changed: a restart is needed for that part to apply");
+            }
         }
-        Live::new(cfg)
-    }) {
-        Ok(live) => {
-            state.replace(live);
+        states.iter().map(|_| Live::new(cfg.clone())).collect::<Result<Vec<Live>, String>>()
+    });
+    match built {
+        Ok(lives) => {
+            for (state, live) in states.iter().zip(lives) {
+                state.replace(live);
+            }
             tracing::info!(config = %path.display(), "config reloaded");
         }
         Err(e) => {

@@ -29,6 +29,8 @@ impl ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Serving threads, each with its own runtime, listener (SO_REUSEPORT) and upstream pool.
+    pub workers: usize,
     pub public: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream: Upstream,
@@ -201,8 +203,14 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     let routes = RouteTable::build(&raw.rules, &raw.default, raw.routes.case_sensitive)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
     let webauthn = webauthn::parse(raw.webauthn.as_ref(), &public)?;
+    let workers = match raw.listen.workers {
+        None | Some(0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        Some(n) if n <= 256 => n,
+        Some(n) => return Err(ConfigError::new("listen.workers", format!("{n} is too many; at most 256"))),
+    };
     Ok(Config {
         listen,
+        workers,
         public,
         trusted_proxies,
         upstream,

@@ -35,6 +35,9 @@ pub struct RawListen {
     pub public_url: String,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Serving threads (0 or absent: one per CPU).
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

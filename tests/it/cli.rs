@@ -136,3 +136,70 @@ fn risk_settings_are_checked_strictly() {
         assert!(err.contains(key), "{risk}: the error names {key}: {err}");
     }
 }
+
+/// The `run` command as operators start it: several serving threads (one listener each, with
+/// SO_REUSEPORT), SIGHUP reloading all of them, SIGTERM stopping them gracefully.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_on_several_threads_reloads_them_all_and_stops_on_sigterm() {
+    use crate::support::Client;
+    use http::StatusCode;
+    let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = |public: &str| {
+        format!(
+            "[listen]\naddress = \"127.0.0.1:{port}\"\npublic_url = \"http://localhost:{port}\"\nworkers = 3\n\
+             [upstream]\nurl = \"http://{}\"\n[store]\npath = \"{}\"\n[sessions]\nsecret_key = \"{}\"\n\
+             [[rule]]\nname = \"public\"\npath = \"/public/**\"\n{public}\n[default]\nrequire = \"aal1\"\n",
+            app.addr,
+            dir.path().join("stepgate.db").display(),
+            "cd".repeat(32)
+        )
+    };
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config("require = \"none\"")).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["--config", &path.display().to_string(), "run"])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the gateway listens");
+    // Each request on a new connection: the kernel spreads them over the threads' listeners.
+    for _ in 0..30 {
+        assert_eq!(Client::new(addr).get("/public/x").await.status, StatusCode::OK);
+        assert_eq!(Client::new(addr).get("/account").await.status, StatusCode::UNAUTHORIZED);
+    }
+    std::fs::write(&path, config("action = \"deny\"")).unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let mut denied_in_a_row = 0;
+    for _ in 0..200 {
+        if Client::new(addr).get("/public/x").await.status == StatusCode::FORBIDDEN {
+            denied_in_a_row += 1;
+            if denied_in_a_row == 30 {
+                break;
+            }
+        } else {
+            denied_in_a_row = 0;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(denied_in_a_row, 30, "every thread took the reloaded config");
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(40), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a graceful stop: {status}");
+    let mut log = String::new();
+    use tokio::io::AsyncReadExt;
+    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    assert!(log.contains("\"workers\":3") && log.contains("config reloaded"), "{log}");
+}
