@@ -91,7 +91,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main(cli: Cli) -> Result<()> {
-    init_tracing();
+    let _log_writer = init_tracing();
     let overrides = Overrides { listen: cli.listen.clone(), upstream: cli.upstream.clone() };
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config, overrides),
@@ -137,10 +137,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn init_tracing() {
+/// JSON lines on stderr, written by a background thread through a buffer, so a request never
+/// waits on the write; nothing is dropped (the queue blocks when full) and the returned guard
+/// flushes on exit. Audit records stay on at `info` whatever `STEPGATE_LOG` says, unless the
+/// filter names the `audit` target itself (`STEPGATE_LOG=warn,audit=off`).
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("STEPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let spec = std::env::var("STEPGATE_LOG").unwrap_or_else(|_| "info".into());
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+        eprintln!("stepgate: STEPGATE_LOG={spec:?} is not a log filter ({e}); using \"info\"");
+        EnvFilter::new("info")
+    });
+    if !spec.contains("audit") {
+        filter = filter.add_directive("audit=info".parse().expect("a valid directive"));
+    }
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(writer).init();
+    guard
 }
 
 /// The user's risk history from the configured store, for `explain`; empty (with a note) when

@@ -2,7 +2,8 @@
 //! hop-by-hop headers that belong to one connection, and the X-Forwarded-* family.
 
 use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, FORWARDED, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, FORWARDED, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
 };
 use std::net::IpAddr;
 
@@ -14,40 +15,43 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Header names are already lower case in `http`; `_` counts as `-` because many servers
-/// (and CGI-style frameworks) treat `X_Stepgate_User` and `X-Stepgate-User` as one header.
-fn fold(name: &str) -> String {
-    name.replace('_', "-")
+/// Whether header `name` is `target` once `_` counts as `-`. Header names are already lower
+/// case in `http`; `_` counts as `-` because many servers (and CGI-style frameworks) treat
+/// `X_Stepgate_User` and `X-Stepgate-User` as one header. `prefix` compares only the start.
+fn folds_to(name: &str, target: &str, prefix: bool) -> bool {
+    let (n, t) = (name.as_bytes(), target.as_bytes());
+    let len_ok = if prefix { n.len() >= t.len() } else { n.len() == t.len() };
+    let dash = |c: u8| if c == b'_' { b'-' } else { c };
+    len_ok && n.iter().zip(t).all(|(&a, &b)| dash(a) == dash(b))
 }
 
 /// Removes every header a client could use to pose as an identity stepgate asserts:
 /// anything that folds to `x-stepgate-*`, and the configured identity header in any spelling.
 pub fn strip_identity_headers(headers: &mut HeaderMap, identity_header: Option<&HeaderName>) {
-    let identity = identity_header.map(|h| fold(h.as_str()));
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let folded = fold(name.as_str());
-            folded.starts_with(STEPGATE_PREFIX) || identity.as_deref() == Some(folded.as_str())
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
+    let doomed = |name: &HeaderName| {
+        folds_to(name.as_str(), STEPGATE_PREFIX, true)
+            || identity_header.is_some_and(|h| folds_to(name.as_str(), h.as_str(), false))
+    };
+    if !headers.keys().any(doomed) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in names {
         headers.remove(&name);
     }
 }
 
 /// The headers RFC 9110 §7.6.1 (and common practice) makes hop-by-hop.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 /// The tokens listed in every `Connection` header, lower-cased.
@@ -65,16 +69,14 @@ pub fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 /// Removes hop-by-hop headers, including every header named by `Connection`.
 /// Used on requests to the upstream and on its responses.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    for token in connection_tokens(headers) {
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        for token in connection_tokens(headers) {
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                headers.remove(name);
+            }
         }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    // Belt and braces for the typed constants (same names as above).
-    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }

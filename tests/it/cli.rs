@@ -140,7 +140,7 @@ fn risk_settings_are_checked_strictly() {
 /// The `run` command as operators start it: several serving threads (one listener each, with
 /// SO_REUSEPORT), SIGHUP reloading all of them, SIGTERM stopping them gracefully.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_serves_on_several_threads_reloads_them_all_and_stops_on_sigterm() {
+async fn the_binary_serves_on_several_threads_reloads_them_all_audits_and_stops_on_sigterm() {
     use crate::support::Client;
     use http::StatusCode;
     let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
@@ -160,6 +160,8 @@ async fn the_binary_serves_on_several_threads_reloads_them_all_and_stops_on_sigt
     std::fs::write(&path, config("require = \"none\"")).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
         .args(["--config", &path.display().to_string(), "run"])
+        // A quieter log level leaves the audit records on.
+        .env("STEPGATE_LOG", "warn,stepgate=info")
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -202,4 +204,6 @@ async fn the_binary_serves_on_several_threads_reloads_them_all_and_stops_on_sigt
     use tokio::io::AsyncReadExt;
     child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
     assert!(log.contains("\"workers\":3") && log.contains("config reloaded"), "{log}");
+    let refused = log.lines().filter(|l| l.contains("\"target\":\"audit\"") && l.contains("\"decision\":\"signin\""));
+    assert_eq!(refused.count(), 30, "one audit record per refused /account request, flushed at exit");
 }
