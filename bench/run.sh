@@ -124,6 +124,7 @@ expect_page() {
 log "demo app on 127.0.0.1:$UP_PORT"
 "$BIN" demo-app --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.log" 2>&1 &
 PIDS+=($!)
+UP_PID=$!
 wait_for_port "$UP_PORT" "$!" "the demo app"
 
 # --- nginx: a plain keep-alive reverse proxy ----------------------------------------------------
@@ -168,6 +169,7 @@ EOF
 log "nginx on 127.0.0.1:$NGINX_PORT"
 "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx.log" 2>&1 &
 PIDS+=($!)
+NGINX_PID=$!
 wait_for_port "$NGINX_PORT" "$!" "nginx"
 
 # --- stepgate ---------------------------------------------------------------------------------
@@ -214,10 +216,12 @@ wait_for_port "$REDIS_PORT" "$!" "redis-server"
 log "stepgate (embedded store) on 127.0.0.1:$GW_PORT"
 STEPGATE_LOG="${STEPGATE_LOG:-warn}" "$BIN" --config "$TMP/stepgate.toml" run >"$TMP/stepgate.log" 2>&1 &
 PIDS+=($!)
+GW_PID=$!
 wait_for_port "$GW_PORT" "$!" "stepgate"
 log "stepgate (redis store) on 127.0.0.1:$GWR_PORT"
 STEPGATE_LOG="${STEPGATE_LOG:-warn}" "$BIN" --config "$TMP/stepgate-redis.toml" run >"$TMP/stepgate-redis.log" 2>&1 &
 PIDS+=($!)
+GWR_PID=$!
 wait_for_port "$GWR_PORT" "$!" "stepgate (redis)"
 
 UP="http://127.0.0.1:$UP_PORT"
@@ -268,7 +272,7 @@ expect_page "$GWR/account" "Signed in as <strong>bench</strong>" -H "$COOKIE_R"
 # --- measure ----------------------------------------------------------------------------------
 
 mkdir -p "$OUT_DIR"
-declare -A RPS P99 BAD
+declare -A RPS P99 CPU BAD
 
 # "1.23ms" / "850.00us" / "1.05s" -> milliseconds.
 to_ms() {
@@ -280,44 +284,63 @@ to_ms() {
     }'
 }
 
-# run_wrk ID URL [extra wrk options...]
+# CPU time (user + system, in clock ticks) used so far by the processes $@ and their children
+# that are still running (nginx's workers are children of its master).
+cpu_ticks() {
+    local pid total=0 fields
+    for pid in "$@" $(pgrep -P "$(IFS=,; echo "$*")" 2>/dev/null || true); do
+        read -ra fields < <(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+CLK_TCK="$(getconf CLK_TCK)"
+
+# run_wrk ID PIDS URL [extra wrk options...]: PIDS (comma-separated) are the server's processes
+# whose CPU time per request is reported.
 run_wrk() {
-    local id=$1 url=$2 out="$OUT_DIR/wrk-$1.txt"
-    shift 2
+    local id=$1 pids=$2 url=$3 out="$OUT_DIR/wrk-$1.txt" before after
+    shift 3
     log "($id) $url"
     if [[ "$WARMUP" != "0" ]]; then
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
     fi
+    before="$(cpu_ticks ${pids//,/ })"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$out"
+    after="$(cpu_ticks ${pids//,/ })"
     RPS[$id]="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
     P99[$id]="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+    CPU[$id]="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" '/ requests in / {
+        if ($1 > 0) printf "%.1f", t / hz * 1e6 / $1; else print "n/a" }' "$out")"
     BAD[$id]="$(awk '
         /Non-2xx or 3xx responses:/ { n += $NF }
         /Socket errors:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { sub(",", "", $i); n += $i } }
         END { print n + 0 }' "$out")"
     [[ -n "${RPS[$id]}" ]] || die "could not read Requests/sec from $out"
-    printf '    %s req/s, p99 %s ms, %s errors\n' "${RPS[$id]}" "${P99[$id]}" "${BAD[$id]}" >&2
+    printf '    %s req/s, p99 %s ms, %s µs CPU per request, %s errors\n' \
+        "${RPS[$id]}" "${P99[$id]}" "${CPU[$id]}" "${BAD[$id]}" >&2
 }
 
-run_wrk a "$UP/public/x"
-run_wrk b "$NGX/public/x"
-run_wrk c "$GW/public/x"
-run_wrk d "$NGX/account"
-run_wrk e "$GW/account" -H "$COOKIE"
-run_wrk f "$GWR/account" -H "$COOKIE_R"
+run_wrk a "$UP_PID" "$UP/public/x"
+run_wrk b "$NGINX_PID" "$NGX/public/x"
+run_wrk c "$GW_PID" "$GW/public/x"
+run_wrk d "$NGINX_PID" "$NGX/account"
+run_wrk e "$GW_PID" "$GW/account" -H "$COOKIE"
+run_wrk f "$GWR_PID" "$GWR/account" -H "$COOKIE_R"
 
 # --- report -----------------------------------------------------------------------------------
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 row() { # ID SCENARIO [NGINX_ID]
-    local id=$1 what=$2 base=${3:-} rps_vs="" p99_vs=""
+    local id=$1 what=$2 base=${3:-} rps_vs="" p99_vs="" cpu_vs=""
     if [[ -n "$base" ]]; then
         rps_vs="$(ratio "${RPS[$id]}" "${RPS[$base]}")"
         p99_vs="$(ratio "${P99[$id]}" "${P99[$base]}")"
+        cpu_vs="$(ratio "${CPU[$id]}" "${CPU[$base]}")"
     fi
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' \
-        "$id" "$what" "${RPS[$id]}" "${P99[$id]}" "${BAD[$id]}" "$rps_vs" "$p99_vs"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "$id" "$what" "${RPS[$id]}" "${P99[$id]}" "${CPU[$id]}" "${BAD[$id]}" "$rps_vs" "$p99_vs" "$cpu_vs"
 }
 
 commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -334,8 +357,8 @@ RESULTS="$OUT_DIR/results.md"
     echo "- wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up: $WARMUP); $nginx_version,"
     echo "  worker_processes auto, upstream keepalive 64; upstream: stepgate demo-app"
     echo
-    echo "| | Scenario | Req/s | p99 (ms) | Errors | Req/s vs nginx | p99 vs nginx |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
+    echo "| | Scenario | Req/s | p99 (ms) | CPU µs/req | Errors | Req/s vs nginx | p99 vs nginx | CPU vs nginx |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     row a "upstream direct, \`/public/x\`"
     row b "nginx, \`/public/x\`"
     row c "stepgate, \`/public/x\` (public rule)" b
@@ -347,6 +370,8 @@ RESULTS="$OUT_DIR/results.md"
     echo
     echo "Errors: non-2xx/3xx responses plus socket errors (must be 0)."
     echo "Req/s vs nginx: higher is better, 1.00 is parity. p99 vs nginx: lower is better."
+    echo "CPU µs/req: user + system CPU time of the server's processes during the run, per request"
+    echo "(nginx: master and workers; stepgate: all its threads, including the audit log writer)."
 } >"$RESULTS"
 
 echo

@@ -46,17 +46,106 @@ pub struct Record<'a> {
     pub risk: Option<(u8, &'a str)>,
 }
 
+/// Where audit lines go: a function that takes one whole JSON line (newline included).
+pub type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+
+static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// Sends audit lines to `sink` from now on (the binary installs its log writer at start-up).
+/// Until a sink is installed, and if the operator turned audit off, records go nowhere.
+pub fn install(sink: Sink) {
+    let _ = SINK.set(sink);
+}
+
+/// One audit line, in the same JSON shape as the other log lines (`timestamp`, `level`,
+/// `fields`, `target`), serialized straight into one buffer: this runs on every protected request.
 pub fn emit(r: &Record<'_>) {
-    tracing::info!(
+    let Some(sink) = SINK.get() else { return };
+    sink(&line(r, std::time::SystemTime::now()));
+}
+
+fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        timestamp: String,
+        level: &'static str,
+        fields: Fields<'a>,
+        target: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        kind: &'static str,
+        request_id: &'a str,
+        user: &'a str,
+        client_ip: IpAddr,
+        rule: &'a str,
+        decision: &'a str,
+        reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        risk_score: Option<u8>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        risk_reasons: Option<&'a str>,
+    }
+    let timestamp = chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let record = Line {
+        timestamp,
+        level: "INFO",
+        fields: Fields {
+            kind: r.kind.as_str(),
+            request_id: r.request_id,
+            user: r.user.unwrap_or("-"),
+            client_ip: r.client_ip.to_canonical(),
+            rule: r.rule.unwrap_or("-"),
+            decision: r.decision,
+            reason: r.reason,
+            risk_score: r.risk.map(|(s, _)| s),
+            risk_reasons: r.risk.map(|(_, codes)| codes),
+        },
         target: "audit",
-        kind = r.kind.as_str(),
-        request_id = r.request_id,
-        user = r.user.unwrap_or("-"),
-        client_ip = %r.client_ip,
-        rule = r.rule.unwrap_or("-"),
-        decision = r.decision,
-        reason = r.reason,
-        risk_score = r.risk.map(|(s, _)| s),
-        risk_reasons = r.risk.map(|(_, codes)| codes),
-    );
+    };
+    let mut buf = Vec::with_capacity(320);
+    serde_json::to_writer(&mut buf, &record).expect("an audit record always serializes");
+    buf.push(b'\n');
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_one_json_object_with_every_field_and_no_secret() {
+        let r = Record {
+            kind: Kind::Decision,
+            request_id: "0123abcd",
+            user: Some("ann \"quoted\""),
+            client_ip: "::ffff:192.0.2.7".parse().unwrap(),
+            rule: Some("admin"),
+            decision: "challenge",
+            reason: "proof too weak or too old",
+            risk: Some((40, "new_device,new_country")),
+        };
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_556_800_123_456);
+        let bytes = line(&r, at);
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1, "exactly one line");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["timestamp"], "2025-12-01T02:40:00.123456Z");
+        assert_eq!(v["target"], "audit");
+        assert_eq!(v["level"], "INFO");
+        let f = &v["fields"];
+        assert_eq!(f["kind"], "decision");
+        assert_eq!(f["user"], "ann \"quoted\"");
+        assert_eq!(f["client_ip"], "192.0.2.7");
+        assert_eq!(f["rule"], "admin");
+        assert_eq!(f["decision"], "challenge");
+        assert_eq!(f["risk_score"], 40);
+        assert_eq!(f["risk_reasons"], "new_device,new_country");
+
+        let r = Record { user: None, rule: None, risk: None, ..r };
+        let v: serde_json::Value = serde_json::from_slice(&line(&r, at)).unwrap();
+        assert_eq!(v["fields"]["user"], "-");
+        assert_eq!(v["fields"]["rule"], "-");
+        assert!(v["fields"].get("risk_score").is_none());
+    }
 }

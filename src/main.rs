@@ -139,21 +139,26 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// JSON lines on stderr, written by a background thread through a buffer, so a request never
 /// waits on the write; nothing is dropped (the queue blocks when full) and the returned guard
-/// flushes on exit. Audit records stay on at `info` whatever `STEPGATE_LOG` says, unless the
-/// filter names the `audit` target itself (`STEPGATE_LOG=warn,audit=off`).
+/// flushes on exit. Audit records go through the same writer and stay on whatever
+/// `STEPGATE_LOG` says, unless it holds the directive `audit=off`.
 fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let spec = std::env::var("STEPGATE_LOG").unwrap_or_else(|_| "info".into());
-    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
         eprintln!("stepgate: STEPGATE_LOG={spec:?} is not a log filter ({e}); using \"info\"");
         EnvFilter::new("info")
     });
-    if !spec.contains("audit") {
-        filter = filter.add_directive("audit=info".parse().expect("a valid directive"));
-    }
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    if !spec.split(',').any(|d| d.trim().eq_ignore_ascii_case("audit=off")) {
+        let audit_writer = writer.clone();
+        stepgate::audit::install(Box::new(move |line| {
+            use std::io::Write;
+            // The writer only fails once the process is shutting down.
+            let _ = audit_writer.clone().write_all(line);
+        }));
+    }
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(writer).init();
     guard
 }
