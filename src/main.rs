@@ -225,8 +225,10 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
     let store = main_rt.block_on(async { server::open_store(&cfg, &clock) }).map_err(|e| anyhow!(e))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let listeners = server::reuseport_listeners(cfg.listen, cfg.workers).map_err(|e| anyhow!(e))?;
+    let address = listeners[0].local_addr()?;
     let mut threads = Vec::new();
-    for worker in 0..cfg.workers {
+    for (worker, listener) in listeners.into_iter().enumerate() {
         let (cfg, store, clock, mut stop, ready) =
             (cfg.clone(), store.clone(), clock.clone(), stop_rx.clone(), ready_tx.clone());
         let thread = std::thread::Builder::new().name(format!("stepgate-{worker}")).spawn(move || {
@@ -238,9 +240,9 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
                 }
             };
             rt.block_on(async move {
-                let running = match server::reuseport_listener(cfg.listen) {
+                let running = match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => server::start_on(listener, cfg, store, clock).await,
-                    Err(e) => Err(e),
+                    Err(e) => Err(format!("listen.address {}: {e}", cfg.listen)),
                 };
                 match running {
                     Ok(running) => {
@@ -267,7 +269,7 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
             }
         }
     }
-    tracing::info!(address = %cfg.listen, workers = cfg.workers, "stepgate listening");
+    tracing::info!(%address, workers = cfg.workers, "stepgate listening");
     main_rt.block_on(async {
         #[cfg(unix)]
         {

@@ -62,15 +62,31 @@ pub async fn start(config: Config, store: SharedStore, clock: SharedClock) -> Re
     start_on(listener, config, store, clock).await
 }
 
-/// A listener with SO_REUSEPORT, so that several serving threads can each accept on their own.
-pub fn reuseport_listener(addr: SocketAddr) -> Result<TcpListener, String> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
-        .map_err(|e| e.to_string())?;
-    socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
-    #[cfg(unix)]
-    socket.set_reuseport(true).map_err(|e| e.to_string())?;
-    socket.bind(addr).map_err(|e| format!("listen.address {addr}: {e}"))?;
-    socket.listen(1024).map_err(|e| e.to_string())
+/// Binds `n` listeners on `addr` with SO_REUSEPORT, one per serving thread, so that each
+/// accepts on its own. An address that another socket already holds is refused first:
+/// SO_REUSEPORT alone would let a second gateway on the same machine (a stale one, say, with an
+/// older policy) silently share the port and take part of the traffic. With port 0 every
+/// listener shares the port the first one got.
+pub fn reuseport_listeners(addr: SocketAddr, n: usize) -> Result<Vec<std::net::TcpListener>, String> {
+    let failed = |e: std::io::Error| format!("listen.address {addr}: {e}");
+    // Without SO_REUSEPORT this bind fails while anything else listens there.
+    drop(std::net::TcpListener::bind(addr).map_err(failed)?);
+    let mut listeners = Vec::with_capacity(n);
+    let mut bound = addr;
+    for _ in 0..n {
+        let socket =
+            socket2::Socket::new(socket2::Domain::for_address(bound), socket2::Type::STREAM, None).map_err(failed)?;
+        socket.set_reuse_address(true).map_err(failed)?;
+        #[cfg(unix)]
+        socket.set_reuse_port(true).map_err(failed)?;
+        socket.set_nonblocking(true).map_err(failed)?;
+        socket.bind(&bound.into()).map_err(failed)?;
+        socket.listen(1024).map_err(failed)?;
+        let listener = std::net::TcpListener::from(socket);
+        bound = listener.local_addr().map_err(failed)?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
 }
 
 /// Serves on an already bound listener until `shutdown()`.

@@ -140,7 +140,7 @@ fn risk_settings_are_checked_strictly() {
 /// The `run` command as operators start it: several serving threads (one listener each, with
 /// SO_REUSEPORT), SIGHUP reloading all of them, SIGTERM stopping them gracefully.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_serves_on_several_threads_reloads_them_all_audits_and_stops_on_sigterm() {
+async fn the_binary_serves_on_several_threads_alone_reloads_them_all_audits_and_stops_on_sigterm() {
     use crate::support::Client;
     use http::StatusCode;
     let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
@@ -176,6 +176,21 @@ async fn the_binary_serves_on_several_threads_reloads_them_all_audits_and_stops_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(up, "the gateway listens");
+    // A second gateway on the same address (with a store of its own) is refused, not let in to
+    // share the traffic.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, config("require = \"none\"").replace("stepgate.db", "other.db")).unwrap();
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["--config", &other.display().to_string(), "run"])
+        .kill_on_drop(true)
+        .output();
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("a second gateway on the same port must exit, not serve")
+        .unwrap();
+    let why = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second gateway on the same port must not start: {why}");
+    assert!(why.contains(&format!("listen.address 127.0.0.1:{port}")) && why.contains("in use"), "{why}");
     // Each request on a new connection: the kernel spreads them over the threads' listeners.
     for _ in 0..30 {
         assert_eq!(Client::new(addr).get("/public/x").await.status, StatusCode::OK);
@@ -206,4 +221,18 @@ async fn the_binary_serves_on_several_threads_reloads_them_all_audits_and_stops_
     assert!(log.contains("\"workers\":3") && log.contains("config reloaded"), "{log}");
     let refused = log.lines().filter(|l| l.contains("\"target\":\"audit\"") && l.contains("\"decision\":\"signin\""));
     assert_eq!(refused.count(), 30, "one audit record per refused /account request, flushed at exit");
+}
+
+/// The config the docker-compose replicas run with stays valid as the code moves on.
+#[test]
+fn the_compose_deployment_config_passes_check_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["check-config", &root.join("deploy/compose/config.toml").display().to_string()])
+        .env("STEPGATE_SECRET_KEY", "ef".repeat(32))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("transfer") && stdout.contains("require aal2 max_age 5m"), "{stdout}");
 }
