@@ -7,6 +7,7 @@
 #   WARMUP=2s         a wrk run before each measurement, not recorded ("0" to skip)
 #   THREADS=2         wrk threads
 #   CONNECTIONS=64    wrk connections
+#   ROUNDS=3          measurements of every scenario, interleaved; the medians are reported
 #   STEPGATE_BIN=...  benchmark this binary instead of building with `cargo build --release`
 #   KEEP_TMP=1        keep the temporary directory (configs, logs, database) after the run
 set -euo pipefail
@@ -15,6 +16,7 @@ DURATION="${DURATION:-10s}"
 WARMUP="${WARMUP:-2s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
+ROUNDS="${ROUNDS:-3}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench/out"
@@ -272,7 +274,8 @@ expect_page "$GWR/account" "Signed in as <strong>bench</strong>" -H "$COOKIE_R"
 # --- measure ----------------------------------------------------------------------------------
 
 mkdir -p "$OUT_DIR"
-declare -A RPS P99 CPU BAD
+rm -f "$OUT_DIR"/wrk-*.txt
+declare -A RPS P99 CPU BAD SPREAD
 
 # "1.23ms" / "850.00us" / "1.05s" -> milliseconds.
 to_ms() {
@@ -296,37 +299,51 @@ cpu_ticks() {
 }
 CLK_TCK="$(getconf CLK_TCK)"
 
-# run_wrk ID PIDS URL [extra wrk options...]: PIDS (comma-separated) are the server's processes
-# whose CPU time per request is reported.
+# run_wrk ID PIDS URL [extra wrk options...]: one measurement of scenario ID, appended to its
+# lists. PIDS (comma-separated) are the server's processes whose CPU time per request is reported.
 run_wrk() {
-    local id=$1 pids=$2 url=$3 out="$OUT_DIR/wrk-$1.txt" before after
+    local id=$1 pids=$2 url=$3 out="$OUT_DIR/wrk-$1-$ROUND.txt" before after rps p99 cpu bad
     shift 3
-    log "($id) $url"
+    log "($id, round $ROUND/$ROUNDS) $url"
     if [[ "$WARMUP" != "0" ]]; then
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
     fi
     before="$(cpu_ticks ${pids//,/ })"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$out"
     after="$(cpu_ticks ${pids//,/ })"
-    RPS[$id]="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
-    P99[$id]="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
-    CPU[$id]="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" '/ requests in / {
-        if ($1 > 0) printf "%.1f", t / hz * 1e6 / $1; else print "n/a" }' "$out")"
-    BAD[$id]="$(awk '
+    rps="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
+    [[ -n "$rps" ]] || die "could not read Requests/sec from $out"
+    p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+    cpu="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" '/ requests in / {
+        if ($1 > 0) printf "%.1f", t / hz * 1e6 / $1; else print "nan" }' "$out")"
+    bad="$(awk '
         /Non-2xx or 3xx responses:/ { n += $NF }
         /Socket errors:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { sub(",", "", $i); n += $i } }
         END { print n + 0 }' "$out")"
-    [[ -n "${RPS[$id]}" ]] || die "could not read Requests/sec from $out"
-    printf '    %s req/s, p99 %s ms, %s µs CPU per request, %s errors\n' \
-        "${RPS[$id]}" "${P99[$id]}" "${CPU[$id]}" "${BAD[$id]}" >&2
+    RPS[$id]+="$rps " P99[$id]+="$p99 " CPU[$id]+="$cpu "
+    BAD[$id]=$((${BAD[$id]:-0} + bad))
+    printf '    %s req/s, p99 %s ms, %s µs CPU per request, %s errors\n' "$rps" "$p99" "$cpu" "$bad" >&2
 }
 
-run_wrk a "$UP_PID" "$UP/public/x"
-run_wrk b "$NGINX_PID" "$NGX/public/x"
-run_wrk c "$GW_PID" "$GW/public/x"
-run_wrk d "$NGINX_PID" "$NGX/account"
-run_wrk e "$GW_PID" "$GW/account" -H "$COOKIE"
-run_wrk f "$GWR_PID" "$GWR/account" -H "$COOKIE_R"
+# median LIST FORMAT: the median of a space-separated list of numbers, printed with FORMAT.
+median() { tr ' ' '\n' <<<"$1" | awk 'NF' | sort -g | awk -v f="$2" '{ v[NR] = $1 } END {
+    printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# Rounds interleave the scenarios, so that a slow spell of the machine touches them all alike;
+# each figure reported is the median over the rounds.
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    run_wrk a "$UP_PID" "$UP/public/x"
+    run_wrk b "$NGINX_PID" "$NGX/public/x"
+    run_wrk c "$GW_PID" "$GW/public/x"
+    run_wrk d "$NGINX_PID" "$NGX/account"
+    run_wrk e "$GW_PID" "$GW/account" -H "$COOKIE"
+    run_wrk f "$GWR_PID" "$GWR/account" -H "$COOKIE_R"
+done
+for id in a b c d e f; do
+    SPREAD[$id]="$(tr ' ' '\n' <<<"${RPS[$id]}" | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }')"
+    RPS[$id]="$(median "${RPS[$id]}" %.0f)" P99[$id]="$(median "${P99[$id]}" %.2f)"
+    CPU[$id]="$(median "${CPU[$id]}" %.1f)"
+done
 
 # --- report -----------------------------------------------------------------------------------
 
@@ -339,8 +356,8 @@ row() { # ID SCENARIO [NGINX_ID]
         p99_vs="$(ratio "${P99[$id]}" "${P99[$base]}")"
         cpu_vs="$(ratio "${CPU[$id]}" "${CPU[$base]}")"
     fi
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-        "$id" "$what" "${RPS[$id]}" "${P99[$id]}" "${CPU[$id]}" "${BAD[$id]}" "$rps_vs" "$p99_vs" "$cpu_vs"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$id" "$what" "${RPS[$id]}" \
+        "${SPREAD[$id]}" "${P99[$id]}" "${CPU[$id]}" "${BAD[$id]}" "$rps_vs" "$p99_vs" "$cpu_vs"
 }
 
 commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -354,11 +371,11 @@ RESULTS="$OUT_DIR/results.md"
     echo
     echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), stepgate $commit"
     echo "- $(uname -srm), $(nproc) CPUs${cpu:+ ($cpu)}; everything on this host over loopback"
-    echo "- wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up: $WARMUP); $nginx_version,"
+    echo "- wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (warm-up: $WARMUP), $ROUNDS interleaved rounds, medians; $nginx_version,"
     echo "  worker_processes auto, upstream keepalive 64; upstream: stepgate demo-app"
     echo
-    echo "| | Scenario | Req/s | p99 (ms) | CPU µs/req | Errors | Req/s vs nginx | p99 vs nginx | CPU vs nginx |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| | Scenario | Req/s | Req/s range | p99 (ms) | CPU µs/req | Errors | Req/s vs nginx | p99 vs nginx | CPU vs nginx |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     row a "upstream direct, \`/public/x\`"
     row b "nginx, \`/public/x\`"
     row c "stepgate, \`/public/x\` (public rule)" b
