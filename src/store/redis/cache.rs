@@ -1,18 +1,20 @@
-//! A small local cache of sessions, so a forwarded request does not pay a Redis round trip
-//! every time, kept correct by pub/sub invalidation:
+//! A small local cache of the records read on every protected request (sessions, and the
+//! users' risk histories when risk scoring is on), so a forwarded request does not pay a Redis
+//! round trip every time, kept correct by pub/sub invalidation:
 //!
-//! - every `put_session`/`delete_session` publishes the session key on `PREFIX:inval`, and every
-//!   instance evicts that key when the message arrives;
+//! - every write or delete of a cached record publishes its Redis key on `PREFIX:inval`, and
+//!   every instance evicts that key when the message arrives;
 //! - the cache is used only while the subscription is up: when it is lost, the cache is
 //!   cleared and bypassed until the instance has subscribed again (messages sent meanwhile are
 //!   lost, so nothing cached before may be trusted);
 //! - an entry lives at most `MAX_AGE` (1 s) in any case, which bounds staleness even if a
 //!   message is lost without the connection noticing (a half-open TCP connection);
 //! - a read that raced with an invalidation does not fill the cache (epoch check);
-//! - at most `MAX_ENTRIES` sessions are kept.
+//! - at most `MAX_ENTRIES` records of each kind are kept.
 
 use super::conn::Backend;
 use crate::clock::UnixTime;
+use crate::risk::history::RiskHistory;
 use crate::session::Session;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -23,33 +25,78 @@ use std::time::{Duration, Instant};
 pub const MAX_AGE: Duration = Duration::from_secs(1);
 pub const MAX_ENTRIES: usize = 10_000;
 
-struct Entry {
-    expires_at: UnixTime,
-    session: Session,
+struct Entry<V> {
+    value: V,
     stored: Instant,
 }
 
+/// Records of one kind, by Redis key.
+pub struct Cache<V> {
+    map: Mutex<HashMap<String, Entry<V>>>,
+}
+
+impl<V: Clone> Cache<V> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry<V>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let map = self.map();
+        map.get(key).filter(|e| e.stored.elapsed() < MAX_AGE).map(|e| e.value.clone())
+    }
+
+    fn insert(map: &mut HashMap<String, Entry<V>>, key: &str, value: V) {
+        if map.len() >= MAX_ENTRIES {
+            map.retain(|_, e| e.stored.elapsed() < MAX_AGE);
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(key.to_string(), Entry { value, stored: Instant::now() });
+    }
+}
+
+impl<V> Default for Cache<V> {
+    fn default() -> Self {
+        Cache { map: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// The cached kinds, switched on and off together with the subscription.
 #[derive(Default)]
-pub struct SessionCache {
-    map: Mutex<HashMap<String, Entry>>,
+pub struct LocalCache {
+    /// Sessions with their stored expiry.
+    sessions: Cache<(UnixTime, Session)>,
+    histories: Cache<RiskHistory>,
     /// Bumped by every invalidation: a read that began before it must not fill the cache.
     epoch: AtomicU64,
     /// Whether the invalidation subscription is up.
     live: AtomicBool,
 }
 
-impl SessionCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// Where a record of one kind lives in the `LocalCache`.
+pub trait Cached: Clone + Sized {
+    fn cache(c: &LocalCache) -> &Cache<Self>;
+}
 
-    pub fn get(&self, key: &str) -> Option<(UnixTime, Session)> {
+impl Cached for (UnixTime, Session) {
+    fn cache(c: &LocalCache) -> &Cache<Self> {
+        &c.sessions
+    }
+}
+
+impl Cached for RiskHistory {
+    fn cache(c: &LocalCache) -> &Cache<Self> {
+        &c.histories
+    }
+}
+
+impl LocalCache {
+    pub fn get<V: Cached>(&self, redis_key: &str) -> Option<V> {
         if !self.live.load(Ordering::SeqCst) {
             return None;
         }
-        let map = self.map();
-        let e = map.get(key).filter(|e| e.stored.elapsed() < MAX_AGE)?;
-        Some((e.expires_at, e.session.clone()))
+        V::cache(self).get(redis_key)
     }
 
     /// Call before reading Redis; pass the result to `fill`.
@@ -57,33 +104,29 @@ impl SessionCache {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    pub fn fill(&self, key: &str, expires_at: UnixTime, session: &Session, epoch: u64) {
+    pub fn fill<V: Cached>(&self, redis_key: &str, value: &V, epoch: u64) {
         if !self.live.load(Ordering::SeqCst) {
             return;
         }
-        let mut map = self.map();
+        let mut map = V::cache(self).map();
         // Checked under the lock: `invalidate` bumps the epoch before it takes the lock.
         if self.epoch.load(Ordering::SeqCst) != epoch {
             return;
         }
-        if map.len() >= MAX_ENTRIES {
-            map.retain(|_, e| e.stored.elapsed() < MAX_AGE);
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-        }
-        map.insert(key.to_string(), Entry { expires_at, session: session.clone(), stored: Instant::now() });
+        Cache::insert(&mut map, redis_key, value.clone());
     }
 
-    pub fn invalidate(&self, key: &str) {
+    pub fn invalidate(&self, redis_key: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.map().remove(key);
+        self.sessions.map().remove(redis_key);
+        self.histories.map().remove(redis_key);
     }
 
     fn set_live(&self, live: bool) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.live.store(live, Ordering::SeqCst);
-        self.map().clear();
+        self.sessions.map().clear();
+        self.histories.map().clear();
     }
 
     pub fn is_live(&self) -> bool {
@@ -92,14 +135,8 @@ impl SessionCache {
 }
 
 /// Keeps the invalidation subscription up for as long as the store lives.
-pub fn spawn_subscriber(
-    cache: &Arc<SessionCache>,
-    backend: Arc<Backend>,
-    channel: String,
-    prefix_len: usize,
-    timeout: Duration,
-) {
-    let weak: Weak<SessionCache> = Arc::downgrade(cache);
+pub fn spawn_subscriber(cache: &Arc<LocalCache>, backend: Arc<Backend>, channel: String, timeout: Duration) {
+    let weak: Weak<LocalCache> = Arc::downgrade(cache);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -111,20 +148,19 @@ pub fn spawn_subscriber(
                     backoff = Duration::from_millis(50);
                     let Some(cache) = weak.upgrade() else { return };
                     cache.set_live(true);
-                    tracing::debug!("session cache on: subscribed to invalidations");
+                    tracing::debug!("local cache on: subscribed to invalidations");
                     drop(cache);
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
                         let Some(cache) = weak.upgrade() else { return };
                         if let Ok(key) = msg.get_payload::<String>() {
-                            // The payload is the full Redis key; the cache holds store keys.
-                            cache.invalidate(session_key(&key, prefix_len));
+                            cache.invalidate(&key);
                         }
                     }
                     if let Some(cache) = weak.upgrade() {
                         cache.set_live(false);
                     }
-                    tracing::warn!("lost the Redis invalidation subscription; session cache off until it is back");
+                    tracing::warn!("lost the Redis invalidation subscription; local cache off until it is back");
                 }
                 Err(e) => tracing::debug!(error = %e, "cannot subscribe to Redis invalidations yet"),
             }
@@ -146,15 +182,6 @@ async fn subscribe(backend: &Backend, channel: &str, timeout: Duration) -> redis
         .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "subscribe timed out"))))
 }
 
-/// `PREFIX:s:{KEY}` → `KEY`.
-fn session_key(redis_key: &str, prefix_len: usize) -> &str {
-    redis_key
-        .get(prefix_len..)
-        .and_then(|k| k.strip_prefix(":s:{"))
-        .and_then(|k| k.strip_suffix('}'))
-        .unwrap_or(redis_key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,19 +193,32 @@ mod tests {
 
     #[test]
     fn used_only_while_live_and_never_filled_by_a_raced_read() {
-        let c = SessionCache::default();
-        c.fill("k", UnixTime(9), &s(), c.epoch());
-        assert!(c.get("k").is_none(), "not live: bypassed");
+        let c = LocalCache::default();
+        let session = (UnixTime(9), s());
+        c.fill("sg:s:{k}", &session, c.epoch());
+        assert!(c.get::<(UnixTime, Session)>("sg:s:{k}").is_none(), "not live: bypassed");
         c.set_live(true);
-        c.fill("k", UnixTime(9), &s(), c.epoch());
-        assert_eq!(c.get("k").map(|(e, _)| e), Some(UnixTime(9)));
+        c.fill("sg:s:{k}", &session, c.epoch());
+        assert_eq!(c.get::<(UnixTime, Session)>("sg:s:{k}").map(|(e, _)| e), Some(UnixTime(9)));
         let before = c.epoch();
-        c.invalidate("k");
-        c.fill("k", UnixTime(9), &s(), before);
-        assert!(c.get("k").is_none(), "a read older than the invalidation is not cached");
-        c.fill("k", UnixTime(9), &s(), c.epoch());
+        c.invalidate("sg:s:{k}");
+        c.fill("sg:s:{k}", &session, before);
+        assert!(c.get::<(UnixTime, Session)>("sg:s:{k}").is_none(), "a read older than the invalidation is not cached");
+        c.fill("sg:s:{k}", &session, c.epoch());
         c.set_live(false);
-        assert!(c.get("k").is_none());
-        assert_eq!(session_key("sg:s:{abc}", 2), "abc");
+        assert!(c.get::<(UnixTime, Session)>("sg:s:{k}").is_none());
+    }
+
+    #[test]
+    fn risk_histories_are_cached_apart_and_evicted_by_their_key() {
+        let c = LocalCache::default();
+        c.set_live(true);
+        let mut h = RiskHistory::default();
+        h.countries.push("GB".into());
+        c.fill("sg:{u:ann}:h", &h, c.epoch());
+        assert_eq!(c.get::<RiskHistory>("sg:{u:ann}:h").map(|h| h.countries), Some(vec!["GB".to_string()]));
+        assert!(c.get::<(UnixTime, Session)>("sg:{u:ann}:h").is_none(), "kinds do not mix");
+        c.invalidate("sg:{u:ann}:h");
+        assert!(c.get::<RiskHistory>("sg:{u:ann}:h").is_none());
     }
 }

@@ -5,7 +5,7 @@
 //! the embedded store's do. Take-once operations are single commands or Lua scripts (GETDEL,
 //! SREM, scripts in `scripts.rs`), so they are atomic across instances. Every call has a
 //! timeout; a failure or a timeout is `StoreError::Unavailable`, which the gateway turns into
-//! 503 on protected routes. Sessions are cached locally (see `cache.rs`).
+//! 503 on protected routes. Sessions and risk histories are cached locally (see `cache.rs`).
 
 mod cache;
 mod conn;
@@ -18,7 +18,7 @@ use crate::risk::history::RiskHistory;
 use crate::session::Session;
 use crate::store::{Factors, Store, StoreError};
 use async_trait::async_trait;
-use cache::SessionCache;
+use cache::LocalCache;
 use conn::{Backend, Conn};
 use keys::{decode, encode, Expiry, Keys};
 use redis::AsyncCommands;
@@ -34,7 +34,7 @@ pub struct RedisStore {
     keys: Keys,
     timeout: Duration,
     clock: SharedClock,
-    cache: Arc<SessionCache>,
+    cache: Arc<LocalCache>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -57,18 +57,18 @@ fn expired(expires_at: u64, now: UnixTime) -> bool {
 
 impl RedisStore {
     /// Builds the store without connecting (Redis may come up later). Inside a tokio runtime it
-    /// also starts the invalidation subscriber that turns the session cache on.
+    /// also starts the invalidation subscriber that turns the local cache on.
     pub fn open(cfg: &RedisConfig, clock: SharedClock) -> Result<RedisStore, StoreError> {
         let backend = Arc::new(Backend::open(&cfg.target, cfg.timeout).map_err(unavailable)?);
         let keys = Keys::new(&cfg.prefix);
-        let cache = Arc::new(SessionCache::default());
+        let cache = Arc::new(LocalCache::default());
         if tokio::runtime::Handle::try_current().is_ok() {
-            cache::spawn_subscriber(&cache, backend.clone(), keys.channel(), cfg.prefix.len(), cfg.timeout);
+            cache::spawn_subscriber(&cache, backend.clone(), keys.channel(), cfg.timeout);
         }
         Ok(RedisStore { backend, keys, timeout: cfg.timeout, clock, cache })
     }
 
-    /// Whether the session cache is in use (the invalidation subscription is up).
+    /// Whether the local cache is in use (the invalidation subscription is up).
     pub fn cache_is_live(&self) -> bool {
         self.cache.is_live()
     }
@@ -99,10 +99,13 @@ impl RedisStore {
         expires_at.0.saturating_sub(self.clock.now().0).max(1)
     }
 
-    async fn publish_invalidation(&self, key: &str) -> Result<(), StoreError> {
-        let (channel, rkey) = (self.keys.channel(), self.keys.session(key));
+    /// After a write to a cached record (`rkey`, its Redis key): evicts it here and tells the
+    /// other instances to evict it too.
+    async fn publish_invalidation(&self, rkey: String) -> Result<(), StoreError> {
+        self.cache.invalidate(&rkey);
+        let (channel, local) = (self.keys.channel(), rkey.clone());
         let r = self.run(|mut c| async move { c.publish::<_, _, ()>(channel, rkey).await }).await;
-        self.cache.invalidate(key);
+        self.cache.invalidate(&local);
         r
     }
 }
@@ -110,34 +113,39 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError> {
-        if let Some((expires_at, s)) = self.cache.get(key) {
+        let rkey = self.keys.session(key);
+        if let Some((expires_at, s)) = self.cache.get::<(UnixTime, Session)>(&rkey) {
             return Ok((!expired(expires_at.0, now)).then_some(s));
         }
         let epoch = self.cache.epoch();
-        let rkey = self.keys.session(key);
-        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(rkey).await }).await?;
+        let k = rkey.clone();
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
         let Some(raw) = raw else { return Ok(None) };
         let (expires_at, json) = decode(&raw).ok_or_else(|| corrupt("session", "no expiry"))?;
         let session: Session = serde_json::from_slice(json).map_err(|e| corrupt("session", e))?;
-        self.cache.fill(key, UnixTime(expires_at), &session, epoch);
+        let cached = (UnixTime(expires_at), session);
+        self.cache.fill(&rkey, &cached, epoch);
+        let (_, session) = cached;
         Ok((!expired(expires_at, now)).then_some(session))
     }
 
     async fn put_session(&self, key: &str, session: &Session, expires_at: UnixTime) -> Result<(), StoreError> {
         let json = serde_json::to_vec(session).map_err(|e| corrupt("session", e))?;
         let (rkey, value, ttl) = (self.keys.session(key), encode(expires_at.0, &json), self.ttl(expires_at));
-        let r = self.run(|mut c| async move { c.set_ex::<_, _, ()>(rkey, value, ttl).await }).await;
-        self.cache.invalidate(key);
+        let k = rkey.clone();
+        let r = self.run(|mut c| async move { c.set_ex::<_, _, ()>(k, value, ttl).await }).await;
+        self.cache.invalidate(&rkey);
         r?;
-        self.publish_invalidation(key).await
+        self.publish_invalidation(rkey).await
     }
 
     async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
         let rkey = self.keys.session(key);
-        let r = self.run(|mut c| async move { c.del::<_, ()>(rkey).await }).await;
-        self.cache.invalidate(key);
+        let k = rkey.clone();
+        let r = self.run(|mut c| async move { c.del::<_, ()>(k).await }).await;
+        self.cache.invalidate(&rkey);
         r?;
-        self.publish_invalidation(key).await
+        self.publish_invalidation(rkey).await
     }
 
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
@@ -176,18 +184,29 @@ impl Store for RedisStore {
     }
 
     async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError> {
-        let k = self.keys.risk_history(user);
-        let json: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
-        match json {
-            Some(j) => serde_json::from_slice(&j).map_err(|e| corrupt("risk history", e)),
-            None => Ok(RiskHistory::default()),
+        let rkey = self.keys.risk_history(user);
+        if let Some(h) = self.cache.get::<RiskHistory>(&rkey) {
+            return Ok(h);
         }
+        let epoch = self.cache.epoch();
+        let k = rkey.clone();
+        let json: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
+        let history = match json {
+            Some(j) => serde_json::from_slice(&j).map_err(|e| corrupt("risk history", e))?,
+            None => RiskHistory::default(),
+        };
+        self.cache.fill(&rkey, &history, epoch);
+        Ok(history)
     }
 
     async fn put_risk_history(&self, user: &str, history: &RiskHistory) -> Result<(), StoreError> {
         let json = serde_json::to_vec(history).map_err(|e| corrupt("risk history", e))?;
-        let k = self.keys.risk_history(user);
-        self.run(|mut c| async move { c.set::<_, _, ()>(k, json).await }).await
+        let rkey = self.keys.risk_history(user);
+        let k = rkey.clone();
+        let r = self.run(|mut c| async move { c.set::<_, _, ()>(k, json).await }).await;
+        self.cache.invalidate(&rkey);
+        r?;
+        self.publish_invalidation(rkey).await
     }
 
     async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError> {
@@ -278,7 +297,7 @@ impl RedisStore {
     ) -> Result<u64, StoreError> {
         let (mut cursor, mut removed) = (0u64, 0u64);
         let session_prefix = self.keys.session("");
-        let session_prefix = session_prefix.trim_end_matches('}');
+        let session_prefix = session_prefix.trim_end_matches('}').to_string();
         loop {
             let mut step = redis::cmd("SCAN");
             step.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
@@ -296,8 +315,8 @@ impl RedisStore {
                     .map_err(unavailable)?;
                 if deleted == 1 {
                     removed += 1;
-                    if let Some(k) = key.strip_prefix(session_prefix).and_then(|k| k.strip_suffix('}')) {
-                        self.publish_invalidation(k).await?;
+                    if key.starts_with(&session_prefix) {
+                        self.publish_invalidation(key).await?;
                     }
                 }
             }

@@ -1,4 +1,4 @@
-//! The contract suite and the session cache against a real `redis-server` started here.
+//! The contract suite and the local cache against a real `redis-server` started here.
 
 use super::*;
 use crate::clock::{Clock, SystemClock};
@@ -80,12 +80,13 @@ async fn a_cached_session_is_evicted_when_another_instance_changes_it() {
     let now = SystemClock.now();
     let s = Session::new("alice", Proof { method: AuthMethod::Password, level: Level::Aal1, auth_time: now });
     a.put_session("k", &s, now.plus(Duration::from_secs(600))).await.unwrap();
+    let cached = |store: &RedisStore| store.cache.get::<(UnixTime, Session)>(&store.keys.session("k")).is_some();
     // a's put publishes an invalidation that may reach b after b's first read has begun: that
     // read must not fill the cache (it raced), so b reads until a read fills it.
     let mut filled = false;
     for _ in 0..100 {
         assert_eq!(b.get_session("k", now).await.unwrap(), Some(s.clone()));
-        if b.cache.get("k").is_some() {
+        if cached(&b) {
             filled = true;
             break;
         }
@@ -96,12 +97,40 @@ async fn a_cached_session_is_evicted_when_another_instance_changes_it() {
     let mut stepped = s.clone();
     stepped.record(Proof { method: AuthMethod::Totp, level: Level::Aal2, auth_time: now });
     a.put_session("k", &stepped, now.plus(Duration::from_secs(600))).await.unwrap();
-    assert!(eventually(|| b.cache.get("k").is_none()).await, "b evicts on a's put");
+    assert!(eventually(|| !cached(&b)).await, "b evicts on a's put");
     assert_eq!(b.get_session("k", now).await.unwrap(), Some(stepped));
 
     a.delete_session("k").await.unwrap();
-    assert!(eventually(|| b.cache.get("k").is_none()).await, "b evicts on a's delete");
+    assert!(eventually(|| !cached(&b)).await, "b evicts on a's delete");
     assert_eq!(b.get_session("k", now).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_risk_history_is_evicted_when_another_instance_changes_it() {
+    let server = RedisServer::start();
+    let cfg = config(server.url());
+    let (a, b) = (open(&cfg), open(&cfg));
+    wait_live(&a).await;
+    wait_live(&b).await;
+    let mut h = RiskHistory::default();
+    h.countries.push("GB".into());
+    a.put_risk_history("ann", &h).await.unwrap();
+    let cached = |store: &RedisStore| store.cache.get::<RiskHistory>(&store.keys.risk_history("ann"));
+    let mut filled = false;
+    for _ in 0..100 {
+        assert_eq!(b.get_risk_history("ann").await.unwrap().countries, vec!["GB".to_string()]);
+        if cached(&b).is_some() {
+            filled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(filled, "b keeps the history it read: the next protected request costs no round trip");
+    // A change written through a reaches b at once, not after the cache's 1 s bound.
+    h.countries.push("US".into());
+    a.put_risk_history("ann", &h).await.unwrap();
+    assert!(eventually(|| cached(&b).is_none()).await, "b evicts on a's put");
+    assert_eq!(b.get_risk_history("ann").await.unwrap().countries, vec!["GB".to_string(), "US".to_string()]);
 }
 
 /// Polls for up to 500 ms (well inside the 1 s revocation bound).
