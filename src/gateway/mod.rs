@@ -108,13 +108,9 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
     let ip = client_ip(peer, req.headers(), &cfg.trusted_proxies);
 
     // Normalize: the path matched is the path forwarded. What cannot be normalized is refused.
-    let raw_host = req
-        .uri()
-        .host()
-        .map(str::to_string)
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
-    let Some(host) = raw_host.as_deref().and_then(normalize_host) else {
-        return error_page(StatusCode::BAD_REQUEST, "Bad request", "The request has no valid host.", json);
+    let host = match request_host(&req) {
+        Ok(h) => h,
+        Err(why) => return error_page(StatusCode::BAD_REQUEST, "Bad request", why, json),
     };
     let path = match normalize_path(req.uri().path()) {
         Ok(p) => p,
@@ -209,6 +205,34 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
             audit("deny", reason);
             error_page(StatusCode::FORBIDDEN, "Forbidden", "This address is not available through the gateway.", json)
         }
+    }
+}
+
+/// The one host a request is for, normalized: the host the rules are matched against, and the
+/// one the upstream is told (see `proxy::client`). A request that names two hosts is refused,
+/// because the upstream might serve the one the gateway did not check: several Host headers
+/// (RFC 9112 §3.2 says 400), or an absolute-form target or HTTP/2 `:authority` that differs
+/// from the Host header (RFC 9113 §8.3.1 calls that malformed).
+fn request_host<B>(req: &Request<B>) -> Result<String, &'static str> {
+    const NO_HOST: &str = "The request has no valid host.";
+    let mut host_headers = req.headers().get_all(HOST).iter();
+    let header = host_headers.next();
+    if host_headers.next().is_some() {
+        return Err("The request has more than one Host header.");
+    }
+    let header = match header {
+        Some(v) => Some(v.to_str().ok().and_then(normalize_host).ok_or(NO_HOST)?),
+        None => None,
+    };
+    let target = match req.uri().authority() {
+        Some(a) if a.as_str().contains('@') => return Err("The request's target carries user information."),
+        Some(a) => Some(normalize_host(a.host()).ok_or(NO_HOST)?),
+        None => None,
+    };
+    match (target, header) {
+        (Some(t), Some(h)) if t != h => Err("The request's target and its Host header name different hosts."),
+        (Some(host), _) | (None, Some(host)) => Ok(host),
+        (None, None) => Err(NO_HOST),
     }
 }
 

@@ -67,14 +67,13 @@ impl UpstreamClient {
             upgrade::restore_headers(&mut headers, value.clone());
         }
 
-        // Host: we keep the client's Host rather than the upstream authority. Apps behind a
-        // proxy build absolute URLs, cookies and CSRF origins from their public host;
-        // X-Forwarded-Host carries it too. HTTP/2 clients send :authority instead of Host,
-        // so it is copied from the request URI.
-        if !headers.contains_key(HOST) {
-            if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
-                headers.insert(HOST, host);
-            }
+        // Host: the client's host rather than the upstream authority. Apps behind a proxy build
+        // absolute URLs, cookies and CSRF origins from their public host; X-Forwarded-Host
+        // carries it too. A request target with an authority (HTTP/1.1 absolute form, HTTP/2
+        // :authority) names the host itself, and the gateway has checked that any Host header
+        // names the same one: the authority is what the upstream gets (RFC 9112 §3.2.2).
+        if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+            headers.insert(HOST, host);
         }
 
         // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).

@@ -131,3 +131,61 @@ async fn the_gateway_prefix_is_the_gateways_in_every_spelling() {
         assert!(!r.body_text().contains("demo app"));
     }
 }
+
+const HOST_RULES: &str = r#"
+[[rule]]
+name = "admin-site"
+host = "admin.test"
+path = "/**"
+require = "aal2"
+
+[default]
+require = "none"
+"#;
+
+/// Sends `GET {target}` with the given Host header lines (none, one or several).
+async fn get_with_hosts(addr: std::net::SocketAddr, target: &str, hosts: &[&str]) -> raw::RawResp {
+    let mut req = format!("GET {target} HTTP/1.1\r\nConnection: close\r\nAccept: application/json\r\n");
+    for h in hosts {
+        req.push_str(&format!("Host: {h}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw::send(addr, req.as_bytes()).await
+}
+
+/// A request that names two hosts could be checked against one and served by the upstream as
+/// the other: it is refused, and the upstream is always told the host the gateway checked.
+#[tokio::test]
+async fn a_request_naming_two_hosts_is_refused_and_the_upstream_gets_the_checked_host() {
+    let h = Harness::with(Options { rules: HOST_RULES.into(), ..Options::default() }).await;
+    // Controls: the public site is forwarded, the admin site asks for a proof.
+    assert_eq!(get_with_hosts(h.addr, "/echo/x", &["public.test"]).await.status, 200);
+    assert_eq!(get_with_hosts(h.addr, "/echo/x", &["admin.test"]).await.status, 401);
+    assert_eq!(get_with_hosts(h.addr, "http://admin.test/echo/x", &["admin.test"]).await.status, 401);
+
+    for (target, hosts) in [
+        ("http://public.test/echo/x", &["admin.test"][..]),
+        ("http://public.test:80/echo/x", &["ADMIN.test."][..]),
+        ("/echo/x", &["public.test", "admin.test"][..]),
+        ("/echo/x", &["admin.test", "public.test"][..]),
+        ("/echo/x", &["public.test", "public.test"][..]),
+        ("http://user@public.test/echo/x", &["public.test"][..]),
+        ("/echo/x", &[][..]),
+    ] {
+        let r = get_with_hosts(h.addr, target, hosts).await;
+        assert_eq!(r.status, 400, "{target} with Host {hosts:?}: {}", r.body_text());
+        assert!(!r.body_text().contains("\"path\""), "{target} reached the app");
+    }
+
+    // Same host in the target and the header, spelled differently: one host, and the upstream
+    // is told the target's spelling, never something the gateway did not match.
+    for (target, hosts) in
+        [("http://public.test/echo/x", &["PUBLIC.test:80"][..]), ("http://public.test/echo/x", &[][..])]
+    {
+        let r = get_with_hosts(h.addr, target, hosts).await;
+        assert_eq!(r.status, 200, "{target} with Host {hosts:?}: {}", r.body_text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("echo JSON");
+        assert_eq!(v["headers"]["host"], "public.test", "{target} with Host {hosts:?}");
+        assert_eq!(v["headers"]["x-forwarded-host"], "public.test");
+    }
+}
