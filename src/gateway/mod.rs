@@ -13,7 +13,7 @@ use crate::policy::level::{Level, Proof};
 use crate::policy::normalize::{normalize_host, normalize_path, NormalizedPath};
 use crate::policy::routes::Action;
 use crate::proxy::client_ip::{client_ip, is_trusted};
-use crate::proxy::headers::{set_forwarded, strip_identity_headers};
+use crate::proxy::headers::{set_forwarded, strip_spoofable_headers};
 use crate::proxy::ForwardTarget;
 use crate::respond::{error_page, proxy_error_response, wants_json};
 use crate::session::cookies;
@@ -140,13 +140,14 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
         return crate::web::handle(&ctx, req).await;
     }
 
-    // Identity headers: the asserted one was read above (trusted proxies only); strip them all.
+    // Identity headers: the asserted one was read above (trusted proxies only); strip them all,
+    // and any method override.
     let asserted = ctx.asserted.clone();
     let identity_header = match &cfg.identity {
         crate::config::Identity::Header { header } => Some(header.clone()),
         _ => None,
     };
-    strip_identity_headers(req.headers_mut(), identity_header.as_ref());
+    strip_spoofable_headers(req.headers_mut(), identity_header.as_ref());
 
     let rule = cfg.routes.classify(&ctx.host, &ctx.path, req.method());
     let public = matches!(&rule.action, Action::Require(r) if r.level == Level::None);

@@ -25,12 +25,20 @@ fn folds_to(name: &str, target: &str, prefix: bool) -> bool {
     len_ok && n.iter().zip(t).all(|(&a, &b)| dash(a) == dash(b))
 }
 
-/// Removes every header a client could use to pose as an identity stepgate asserts:
-/// anything that folds to `x-stepgate-*`, and the configured identity header in any spelling.
-pub fn strip_identity_headers(headers: &mut HeaderMap, identity_header: Option<&HeaderName>) {
+/// Headers with which many frameworks (Laravel, Symfony, Express's method-override, Google
+/// APIs) let a request claim another method than the one it was sent with. Rules match the
+/// method sent; an app must not see a different one.
+const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// Removes every header a client could use to pose as an identity stepgate asserts (anything
+/// that folds to `x-stepgate-*`, and the configured identity header in any spelling) or to
+/// make the app see another method than the one the rules matched (method-override headers).
+pub fn strip_spoofable_headers(headers: &mut HeaderMap, identity_header: Option<&HeaderName>) {
     let doomed = |name: &HeaderName| {
-        folds_to(name.as_str(), STEPGATE_PREFIX, true)
-            || identity_header.is_some_and(|h| folds_to(name.as_str(), h.as_str(), false))
+        let n = name.as_str();
+        folds_to(n, STEPGATE_PREFIX, true)
+            || identity_header.is_some_and(|h| folds_to(n, h.as_str(), false))
+            || METHOD_OVERRIDES.iter().any(|m| folds_to(n, m, false))
     };
     if !headers.keys().any(doomed) {
         return;
@@ -144,7 +152,7 @@ mod tests {
             ("x-stepgatex", "keep"),
             ("accept", "text/html"),
         ]);
-        strip_identity_headers(&mut h, None);
+        strip_spoofable_headers(&mut h, None);
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, vec!["accept", "x-stepgatex"]);
@@ -155,14 +163,14 @@ mod tests {
         let mut h =
             map(&[("X-Remote-User", "a"), ("X_Remote_User", "b"), ("x_remote-user", "c"), ("x-remote-users", "d")]);
         let id = HeaderName::from_static("x-remote-user");
-        strip_identity_headers(&mut h, Some(&id));
+        strip_spoofable_headers(&mut h, Some(&id));
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-remote-users"], "d");
 
         // The configured name itself written with an underscore folds the same way.
         let mut h = map(&[("X-Remote-User", "a"), ("X_Remote_User", "b")]);
         let id = HeaderName::from_static("x_remote_user");
-        strip_identity_headers(&mut h, Some(&id));
+        strip_spoofable_headers(&mut h, Some(&id));
         assert!(h.is_empty());
     }
 

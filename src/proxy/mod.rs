@@ -1,7 +1,7 @@
 //! Upstream forwarding: a pooled HTTP/1.1 client, header hygiene, upgrades, streaming bodies.
 //!
 //! What the caller does before [`UpstreamClient::forward`]:
-//! 1. `headers::strip_identity_headers` on the client's headers, then set its own
+//! 1. `headers::strip_spoofable_headers` on the client's headers, then set its own
 //!    `X-Stepgate-*` / identity headers;
 //! 2. `client_ip::client_ip` + `headers::set_forwarded`;
 //! 3. turn `Request<Incoming>` into `Request<Body>` with `req.map(body::stream)`, which keeps

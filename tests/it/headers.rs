@@ -36,6 +36,10 @@ async fn public_route_strips_spoofed_identity_hop_by_hop_and_forwarded_headers()
         ("X-Forwarded-For", "1.2.3.4"),
         ("X-Real-IP", "1.2.3.4"),
         ("Forwarded", "for=1.2.3.4"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X_HTTP_Method_Override", "DELETE"),
+        ("X-HTTP-Method", "DELETE"),
+        ("X-Method-Override", "DELETE"),
     ]);
     let r = c.get_with("/echo/public/x", &headers).await;
     let echoed = r.echoed_headers();
@@ -48,6 +52,10 @@ async fn public_route_strips_spoofed_identity_hop_by_hop_and_forwarded_headers()
     assert_ne!(echoed.get("connection").and_then(|v| v.as_str()), Some("x-foo"));
     assert_eq!(echoed["x-forwarded-for"], "127.0.0.1", "an untrusted peer's XFF is replaced by the peer IP");
     assert!(!echoed.contains_key("x-real-ip") && !echoed.contains_key("forwarded"));
+    for name in ["x-http-method-override", "x_http_method_override", "x-http-method", "x-method-override"] {
+        assert!(!echoed.contains_key(name), "a method override must not reach the app: {name}");
+    }
+    assert_eq!(r.json()["method"], "GET");
     assert_eq!(echoed["x-forwarded-proto"], "http");
     assert_eq!(echoed["x-forwarded-host"], crate::support::HOST);
     assert_eq!(echoed["cookie"], "app=1", "the gateway's own cookies never reach the app");
