@@ -335,4 +335,6 @@ fn live_value(raw: Option<Vec<u8>>, now: UnixTime) -> Result<Option<Vec<u8>>, St
 }
 
 #[cfg(test)]
+mod sentinel_tests;
+#[cfg(test)]
 mod tests;

@@ -17,10 +17,16 @@ pub(crate) struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// With extra `redis-server` arguments (`--replicaof HOST PORT`, say).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -46,16 +52,16 @@ impl Drop for RedisServer {
     }
 }
 
-fn config(url: String) -> RedisConfig {
+pub(crate) fn config(url: String) -> RedisConfig {
     let prefix = format!("t{:08x}", rand::random::<u32>());
     RedisConfig { target: RedisTarget::Single { url }, prefix, timeout: Duration::from_secs(1) }
 }
 
-fn open(cfg: &RedisConfig) -> Arc<RedisStore> {
+pub(crate) fn open(cfg: &RedisConfig) -> Arc<RedisStore> {
     Arc::new(RedisStore::open(cfg, Arc::new(SystemClock)).unwrap())
 }
 
-async fn wait_live(store: &RedisStore) {
+pub(crate) async fn wait_live(store: &RedisStore) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !store.cache_is_live() {
         assert!(Instant::now() < deadline, "the invalidation subscription did not come up");
