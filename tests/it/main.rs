@@ -11,6 +11,7 @@ mod max_age;
 mod open_redirect;
 mod paths;
 mod redis;
+mod redis_tls;
 mod restart;
 mod rfc9470;
 mod risk;
