@@ -7,7 +7,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::SharedStore;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
@@ -106,7 +106,10 @@ pub async fn start_on(
 
 async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Slow-header (slowloris) and idle keep-alive connections are closed; hyper needs a timer
+    // for that.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(state.live().config.header_timeout);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -151,8 +154,11 @@ pub fn reload(state: &AppState, path: &Path, overrides: &Overrides) {
 pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Path, overrides: &Overrides) {
     let built = config::load(path, overrides).map_err(|e| e.to_string()).and_then(|cfg| {
         if let Some(old) = states.first().map(|s| s.live()) {
-            if cfg.listen != old.config.listen || cfg.workers != old.config.workers {
-                tracing::warn!("listen.address or listen.workers changed: a restart is needed for that part to apply");
+            if cfg.listen != old.config.listen
+                || cfg.workers != old.config.workers
+                || cfg.header_timeout != old.config.header_timeout
+            {
+                tracing::warn!("listen.address, listen.workers or listen.header_timeout changed: a restart is needed for that part to apply");
             }
         }
         states.iter().map(|_| Live::new(cfg.clone())).collect::<Result<Vec<Live>, String>>()

@@ -31,6 +31,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Serving threads, each with its own runtime, listener (SO_REUSEPORT) and upstream pool.
     pub workers: usize,
+    /// The longest a client may take over a request's headers (HTTP/1.1), counted from the end
+    /// of the previous request on a kept-alive connection: slow or idle clients are let go.
+    pub header_timeout: std::time::Duration,
     pub public: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream: Upstream,
@@ -208,9 +211,11 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         Some(n) if n <= 256 => n,
         Some(n) => return Err(ConfigError::new("listen.workers", format!("{n} is too many; at most 256"))),
     };
+    let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
     Ok(Config {
         listen,
         workers,
+        header_timeout,
         public,
         trusted_proxies,
         upstream,

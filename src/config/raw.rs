@@ -38,6 +38,10 @@ pub struct RawListen {
     /// Serving threads (0 or absent: one per CPU).
     #[serde(default)]
     pub workers: Option<usize>,
+    /// How long a client may take to send a request's headers, and a kept-alive connection
+    /// may wait for its next request.
+    #[serde(default = "d_header_timeout")]
+    pub header_timeout: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +219,9 @@ pub struct RawDefaultRule {
     pub action: Option<String>,
 }
 
+fn d_header_timeout() -> String {
+    "30s".into()
+}
 fn d_connect_timeout() -> String {
     "5s".into()
 }

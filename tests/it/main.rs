@@ -16,6 +16,7 @@ mod restart;
 mod rfc9470;
 mod risk;
 mod signin;
+mod slow_clients;
 mod streaming;
 mod totp;
 mod upstream;
