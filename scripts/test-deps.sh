@@ -2,7 +2,7 @@
 # Installs the external programs the tests use as independent judges: oathtool (TOTP codes),
 # redis-server and redis-cli (the Redis store), Debian's Chromium and playwright-core (the
 # browser test with a virtual authenticator; no browser is downloaded), openssl (a test CA for
-# Redis over TLS).
+# TLS, to the gateway and to Redis) and curl (an HTTPS client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +10,7 @@ command -v oathtool >/dev/null || need+=(oathtool)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then

@@ -204,6 +204,10 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
             println!("{}: ok", path.display());
             println!("{}", cfg.routes.describe());
             println!("{}", cfg.risk.describe());
+            match &cfg.tls {
+                Some(t) => println!("tls: on ({}, {})", t.cert.display(), t.key.display()),
+                None => println!("tls: off (plain HTTP; terminate TLS in front, or set listen.tls_cert and tls_key)"),
+            }
             match &cfg.webauthn {
                 Some(w) => println!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name),
                 None => println!("webauthn: off"),
@@ -269,7 +273,7 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
             }
         }
     }
-    tracing::info!(%address, workers = cfg.workers, "stepgate listening");
+    tracing::info!(%address, workers = cfg.workers, tls = cfg.tls.is_some(), "stepgate listening");
     main_rt.block_on(async {
         #[cfg(unix)]
         {

@@ -2,6 +2,7 @@
 
 pub mod raw;
 pub mod store;
+pub mod tls;
 pub mod webauthn;
 
 use crate::policy::routes::RouteTable;
@@ -34,6 +35,8 @@ pub struct Config {
     /// The longest a client may take over a request's headers (HTTP/1.1), counted from the end
     /// of the previous request on a kept-alive connection: slow or idle clients are let go.
     pub header_timeout: std::time::Duration,
+    /// None: plain HTTP (TLS terminated in front of the gateway, or none).
+    pub tls: Option<tls::ListenTls>,
     pub public: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream: Upstream,
@@ -212,10 +215,12 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         Some(n) => return Err(ConfigError::new("listen.workers", format!("{n} is too many; at most 256"))),
     };
     let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
+    let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
     Ok(Config {
         listen,
         workers,
         header_timeout,
+        tls,
         public,
         trusted_proxies,
         upstream,

@@ -42,6 +42,11 @@ pub struct RawListen {
     /// may wait for its next request.
     #[serde(default = "d_header_timeout")]
     pub header_timeout: String,
+    /// PEM files: the certificate chain and its private key, to terminate TLS here.
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

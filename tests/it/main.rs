@@ -18,6 +18,7 @@ mod risk;
 mod signin;
 mod slow_clients;
 mod streaming;
+mod tls;
 mod totp;
 mod upstream;
 mod webauthn;

@@ -1,6 +1,7 @@
 //! `rediss://`: TLS to Redis with rustls, verified against the CA roots the system (or
 //! `SSL_CERT_FILE`) provides. A `redis-server` with TLS and a test CA made with openssl.
 
+use crate::support::certs::make_certificates;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,28 +16,6 @@ impl Drop for TlsRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl ({e}): install the Debian package `openssl`"));
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA, and a certificate for `localhost` signed by it.
-fn make_certificates(dir: &Path) {
-    let ca = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2"];
-    openssl(dir, &[&ca[..], &["-subj", "/CN=stepgate test CA"]].concat());
-    openssl(
-        dir,
-        &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"],
-    );
-    std::fs::write(dir.join("ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    let sign = ["x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"];
-    openssl(dir, &[&sign[..], &["-out", "srv.crt", "-days", "2", "-extfile", "ext"]].concat());
 }
 
 fn start_tls_redis(dir: &Path) -> TlsRedis {
