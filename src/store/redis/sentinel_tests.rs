@@ -1,7 +1,7 @@
 //! Sentinel against real processes started here: a master, its replica and one sentinel.
 //! The store finds the master through the sentinel, keeps the contract, and follows a failover.
 
-use super::tests::{config, open, wait_live, RedisServer};
+use super::tests::{config, open, wait_for_port, wait_live, RedisServer};
 use super::*;
 use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
@@ -39,11 +39,7 @@ impl Sentinel {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server --sentinel ({e}): install `redis-server`"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the sentinel did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(port, "the sentinel");
         Sentinel { child, port, _dir: dir }
     }
 }

@@ -32,16 +32,21 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server ({e}): install the Debian package `redis-server`"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(port, "redis-server");
         RedisServer { child, port, _dir: dir }
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+/// Waits (10 s at most) until something accepts connections on `port`.
+pub(crate) fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
