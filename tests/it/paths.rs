@@ -189,3 +189,39 @@ async fn a_request_naming_two_hosts_is_refused_and_the_upstream_gets_the_checked
         assert_eq!(v["headers"]["x-forwarded-host"], "public.test");
     }
 }
+
+/// Sends one HTTP/2 request over cleartext (h2c, prior knowledge) for `uri` (its authority
+/// becomes `:authority`) with an optional Host header; returns the status and the body.
+async fn h2c_get(addr: std::net::SocketAddr, uri: &str, host: Option<&str>) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("an HTTP/2 (h2c) handshake with the gateway");
+    tokio::spawn(conn);
+    let mut req = http::Request::get(uri).header("accept", "application/json");
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    let resp = send.send_request(req.body(crate::support::client::empty()).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// HTTP/2 downstream (h2c): served, and its `:authority` is held to the same one-host rule.
+#[tokio::test]
+async fn over_http2_the_authority_is_the_host_and_a_different_host_header_is_refused() {
+    let h = Harness::with(Options { rules: HOST_RULES.into(), ..Options::default() }).await;
+    let (status, body) = h2c_get(h.addr, "http://public.test/echo/x", None).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
+    assert_eq!(v["headers"]["host"], "public.test", "the upstream (HTTP/1.1) is told the :authority");
+    assert_eq!(h2c_get(h.addr, "http://admin.test/echo/x", None).await.0, 401, "the admin site needs a proof");
+    let (status, body) = h2c_get(h.addr, "http://public.test/echo/x", Some("admin.test")).await;
+    assert_eq!(status, 400, ":authority public.test with Host admin.test: {body}");
+    assert!(!body.contains("\"path\""), "never forwarded");
+}
