@@ -287,11 +287,11 @@ to_ms() {
     }'
 }
 
-# CPU time (user + system, in clock ticks) used so far by the processes $@ and their children
-# that are still running (nginx's workers are children of its master).
+# CPU time (user + system, in clock ticks) used so far by process $1 and its children that are
+# still running (nginx's workers are children of its master).
 cpu_ticks() {
     local pid total=0 fields
-    for pid in "$@" $(pgrep -P "$(IFS=,; echo "$*")" 2>/dev/null || true); do
+    for pid in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
         read -ra fields < <(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
         total=$((total + fields[11] + fields[12]))
     done
@@ -299,18 +299,18 @@ cpu_ticks() {
 }
 CLK_TCK="$(getconf CLK_TCK)"
 
-# run_wrk ID PIDS URL [extra wrk options...]: one measurement of scenario ID, appended to its
-# lists. PIDS (comma-separated) are the server's processes whose CPU time per request is reported.
+# run_wrk ID PID URL [extra wrk options...]: one measurement of scenario ID, appended to its
+# lists. PID is the server whose CPU time per request is reported (with its child processes).
 run_wrk() {
-    local id=$1 pids=$2 url=$3 out="$OUT_DIR/wrk-$1-$ROUND.txt" before after rps p99 cpu bad
+    local id=$1 pid=$2 url=$3 out="$OUT_DIR/wrk-$1-$ROUND.txt" before after rps p99 cpu bad
     shift 3
     log "($id, round $ROUND/$ROUNDS) $url"
     if [[ "$WARMUP" != "0" ]]; then
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
     fi
-    before="$(cpu_ticks ${pids//,/ })"
+    before="$(cpu_ticks "$pid")"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$out"
-    after="$(cpu_ticks ${pids//,/ })"
+    after="$(cpu_ticks "$pid")"
     rps="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
     [[ -n "$rps" ]] || die "could not read Requests/sec from $out"
     p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"

@@ -9,7 +9,7 @@ use crate::store::SharedStore;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -123,33 +123,17 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
                 };
                 let _ = stream.set_nodelay(true);
                 let live = state.live();
-                let state = state.clone();
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, peer).await) }
-                });
-                let Some(tls) = live.config.tls.as_ref() else {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn.into_owned());
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                    });
-                    continue;
-                };
-                // TLS: the handshake runs in the connection's own task, within the header timeout.
-                let (acceptor, handshake_for) = (tls.acceptor(), live.config.header_timeout);
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let tls = live.config.tls.as_ref().map(|t| (t.acceptor(), live.config.header_timeout));
+                let (builder, watcher, state) = (builder.clone(), graceful.watcher(), state.clone());
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(handshake_for, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    let Some((acceptor, handshake_for)) = tls else {
+                        return serve_connection(&builder, watcher, stream, state, peer).await;
                     };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    // TLS: the handshake runs in the connection's own task, within the header timeout.
+                    match tokio::time::timeout(handshake_for, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(&builder, watcher, stream, state, peer).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });
             }
@@ -159,6 +143,26 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
     drop(listener);
     if tokio::time::timeout(DRAIN_FOR, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {DRAIN_FOR:?}; closing them");
+    }
+}
+
+/// Serves one accepted connection (plain, or after the TLS handshake) until it ends.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    io: I,
+    state: SharedState,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, peer).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

@@ -18,7 +18,7 @@ use crate::risk::history::RiskHistory;
 use crate::session::Session;
 use crate::store::{Factors, Store, StoreError};
 use async_trait::async_trait;
-use cache::LocalCache;
+use cache::{Cached, LocalCache};
 use conn::{Backend, Conn};
 use keys::{decode, encode, Expiry, Keys};
 use redis::AsyncCommands;
@@ -99,53 +99,72 @@ impl RedisStore {
         expires_at.0.saturating_sub(self.clock.now().0).max(1)
     }
 
-    /// After a write to a cached record (`rkey`, its Redis key): evicts it here and tells the
-    /// other instances to evict it too.
+    /// After a write to a cached record (`rkey`, its Redis key): tells every instance to evict
+    /// it, this one included.
     async fn publish_invalidation(&self, rkey: String) -> Result<(), StoreError> {
-        self.cache.invalidate(&rkey);
         let (channel, local) = (self.keys.channel(), rkey.clone());
         let r = self.run(|mut c| async move { c.publish::<_, _, ()>(channel, rkey).await }).await;
         self.cache.invalidate(&local);
         r
+    }
+
+    /// Reads a cached record: from the local cache while it is live, else from Redis. `decode`
+    /// turns the stored bytes (None: no such key) into the answer; a `None` answer is not cached.
+    async fn read_cached<V: Cached>(
+        &self,
+        rkey: String,
+        decode: impl FnOnce(Option<Vec<u8>>) -> Result<Option<V>, StoreError>,
+    ) -> Result<Option<V>, StoreError> {
+        if let Some(v) = self.cache.get::<V>(&rkey) {
+            return Ok(Some(v));
+        }
+        let epoch = self.cache.epoch();
+        let k = rkey.clone();
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
+        let value = decode(raw)?;
+        if let Some(v) = &value {
+            self.cache.fill(&rkey, v, epoch);
+        }
+        Ok(value)
+    }
+
+    /// Writes (or deletes) a cached record with `write`, evicts it here whether or not the write
+    /// succeeded (it may have landed), then has the other instances evict it.
+    async fn write_cached<F, Fut>(&self, rkey: String, write: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(Conn, String) -> Fut,
+        Fut: Future<Output = redis::RedisResult<()>>,
+    {
+        let k = rkey.clone();
+        let r = self.run(|c| write(c, k)).await;
+        self.cache.invalidate(&rkey);
+        r?;
+        self.publish_invalidation(rkey).await
     }
 }
 
 #[async_trait]
 impl Store for RedisStore {
     async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError> {
-        let rkey = self.keys.session(key);
-        if let Some((expires_at, s)) = self.cache.get::<(UnixTime, Session)>(&rkey) {
-            return Ok((!expired(expires_at.0, now)).then_some(s));
-        }
-        let epoch = self.cache.epoch();
-        let k = rkey.clone();
-        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
-        let Some(raw) = raw else { return Ok(None) };
-        let (expires_at, json) = decode(&raw).ok_or_else(|| corrupt("session", "no expiry"))?;
-        let session: Session = serde_json::from_slice(json).map_err(|e| corrupt("session", e))?;
-        let cached = (UnixTime(expires_at), session);
-        self.cache.fill(&rkey, &cached, epoch);
-        let (_, session) = cached;
-        Ok((!expired(expires_at, now)).then_some(session))
+        let stored = self
+            .read_cached::<(UnixTime, Session)>(self.keys.session(key), |raw| {
+                let Some(raw) = raw else { return Ok(None) };
+                let (expires_at, json) = decode(&raw).ok_or_else(|| corrupt("session", "no expiry"))?;
+                let session = serde_json::from_slice(json).map_err(|e| corrupt("session", e))?;
+                Ok(Some((UnixTime(expires_at), session)))
+            })
+            .await?;
+        Ok(stored.filter(|(expires_at, _)| !expired(expires_at.0, now)).map(|(_, s)| s))
     }
 
     async fn put_session(&self, key: &str, session: &Session, expires_at: UnixTime) -> Result<(), StoreError> {
         let json = serde_json::to_vec(session).map_err(|e| corrupt("session", e))?;
-        let (rkey, value, ttl) = (self.keys.session(key), encode(expires_at.0, &json), self.ttl(expires_at));
-        let k = rkey.clone();
-        let r = self.run(|mut c| async move { c.set_ex::<_, _, ()>(k, value, ttl).await }).await;
-        self.cache.invalidate(&rkey);
-        r?;
-        self.publish_invalidation(rkey).await
+        let (value, ttl) = (encode(expires_at.0, &json), self.ttl(expires_at));
+        self.write_cached(self.keys.session(key), |mut c, k| async move { c.set_ex(k, value, ttl).await }).await
     }
 
     async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
-        let rkey = self.keys.session(key);
-        let k = rkey.clone();
-        let r = self.run(|mut c| async move { c.del::<_, ()>(k).await }).await;
-        self.cache.invalidate(&rkey);
-        r?;
-        self.publish_invalidation(rkey).await
+        self.write_cached(self.keys.session(key), |mut c, k| async move { c.del(k).await }).await
     }
 
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
@@ -184,29 +203,18 @@ impl Store for RedisStore {
     }
 
     async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError> {
-        let rkey = self.keys.risk_history(user);
-        if let Some(h) = self.cache.get::<RiskHistory>(&rkey) {
-            return Ok(h);
-        }
-        let epoch = self.cache.epoch();
-        let k = rkey.clone();
-        let json: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
-        let history = match json {
-            Some(j) => serde_json::from_slice(&j).map_err(|e| corrupt("risk history", e))?,
-            None => RiskHistory::default(),
-        };
-        self.cache.fill(&rkey, &history, epoch);
-        Ok(history)
+        let history = self
+            .read_cached(self.keys.risk_history(user), |raw| match raw {
+                Some(j) => serde_json::from_slice(&j).map(Some).map_err(|e| corrupt("risk history", e)),
+                None => Ok(Some(RiskHistory::default())),
+            })
+            .await?;
+        Ok(history.unwrap_or_default())
     }
 
     async fn put_risk_history(&self, user: &str, history: &RiskHistory) -> Result<(), StoreError> {
         let json = serde_json::to_vec(history).map_err(|e| corrupt("risk history", e))?;
-        let rkey = self.keys.risk_history(user);
-        let k = rkey.clone();
-        let r = self.run(|mut c| async move { c.set::<_, _, ()>(k, json).await }).await;
-        self.cache.invalidate(&rkey);
-        r?;
-        self.publish_invalidation(rkey).await
+        self.write_cached(self.keys.risk_history(user), |mut c, k| async move { c.set(k, json).await }).await
     }
 
     async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError> {
