@@ -16,6 +16,8 @@ pub enum Kind {
     PossibleClone,
     /// A factor removed.
     Revoke,
+    /// An open WebSocket closed because its proof ended (sign-out, expiry, max_age).
+    TunnelClosed,
 }
 
 impl Kind {
@@ -29,6 +31,7 @@ impl Kind {
             Kind::Lockout => "lockout",
             Kind::PossibleClone => "possible_clone",
             Kind::Revoke => "revoke",
+            Kind::TunnelClosed => "tunnel_closed",
         }
     }
 }

@@ -77,12 +77,26 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Whose fault a failed forward was: decides 4xx or 5xx, and how loudly it is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    Client,
+    Upstream,
+}
+
 impl ProxyError {
+    pub fn blame(&self) -> Blame {
+        match self {
+            ProxyError::BadTarget(_) | ProxyError::ClientBody(_) => Blame::Client,
+            ProxyError::Timeout { .. } | ProxyError::Connect { .. } | ProxyError::Upstream { .. } => Blame::Upstream,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::BadTarget(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadTarget(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -90,12 +104,17 @@ impl ProxyError {
 /// The response for a failed forward. The body says what kind of failure it was, never the
 /// upstream's address or the underlying error; those go to the log.
 pub fn proxy_error_response(err: &ProxyError, json: bool) -> Response<Body> {
-    tracing::warn!(error = %err, status = err.status().as_u16(), "forwarding failed");
+    let status = err.status().as_u16();
+    match err.blame() {
+        Blame::Client => tracing::info!(error = %err, status, blame = "client", "forwarding failed: the client's request"),
+        Blame::Upstream => tracing::warn!(error = %err, status, blame = "upstream", "forwarding failed"),
+    }
     let (title, detail) = match err {
         ProxyError::Timeout { .. } => ("Gateway timeout", "The application did not answer in time."),
         ProxyError::Connect { .. } => ("Bad gateway", "The application is not reachable."),
         ProxyError::Upstream { .. } => ("Bad gateway", "The application's answer could not be relayed."),
         ProxyError::BadTarget(_) => ("Bad request", "The request path cannot be forwarded."),
+        ProxyError::ClientBody(_) => ("Bad request", "The request body is malformed or was cut short."),
     };
     error_page(err.status(), title, detail, json)
 }

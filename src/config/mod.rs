@@ -69,6 +69,9 @@ pub struct Upstream {
     pub response_timeout: Duration,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
+    /// Forward request headers whose name contains `_` (off: they are dropped, as nginx does,
+    /// because many stacks read `_` as `-`).
+    pub allow_underscores_in_headers: bool,
 }
 
 pub use store::{RedisConfig, RedisTarget, StoreConfig};
@@ -283,6 +286,7 @@ fn parse_upstream(raw: &raw::RawUpstream) -> Result<Upstream, ConfigError> {
         response_timeout: parse_duration("upstream.response_timeout", &raw.response_timeout)?,
         pool_idle_timeout: parse_duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout)?,
         pool_max_idle_per_host: raw.pool_max_idle_per_host,
+        allow_underscores_in_headers: raw.allow_underscores_in_headers,
     })
 }
 

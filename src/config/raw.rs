@@ -61,6 +61,8 @@ pub struct RawUpstream {
     pub pool_idle_timeout: String,
     #[serde(default = "d_pool_max")]
     pub pool_max_idle_per_host: usize,
+    #[serde(default)]
+    pub allow_underscores_in_headers: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

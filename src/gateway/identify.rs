@@ -36,12 +36,32 @@ pub fn asserted_user(cfg: &Config, headers: &HeaderMap, peer_trusted: bool) -> O
     crate::authn::password::valid_user_name(user).then(|| user.to_string())
 }
 
+/// Whether reading a session counts as activity (refreshes `last_seen`, so the idle timeout
+/// starts again). A request does; the watch over an open WebSocket does not, so a tunnel
+/// alone cannot keep a session alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    Yes,
+    No,
+}
+
 /// Loads the live session named by the cookie, if any; refreshes `last_seen` now and then.
 pub async fn load_session(
     store: &dyn Store,
     cfg: &Config,
     headers: &HeaderMap,
     now: UnixTime,
+) -> Result<Option<(SessionId, Session)>, StoreError> {
+    load_session_as(store, cfg, headers, now, Touch::Yes).await
+}
+
+/// `load_session`, saying whether this read counts as activity.
+pub async fn load_session_as(
+    store: &dyn Store,
+    cfg: &Config,
+    headers: &HeaderMap,
+    now: UnixTime,
+    touch: Touch,
 ) -> Result<Option<(SessionId, Session)>, StoreError> {
     let Some(id) = cookies::get(headers, cookies::SESSION, cfg.public.https).and_then(|v| SessionId::parse(&v)) else {
         return Ok(None);
@@ -51,7 +71,7 @@ pub async fn load_session(
     if !session.is_live(now, idle, absolute) {
         return Ok(None);
     }
-    if now.since(session.last_seen) >= TOUCH_EVERY {
+    if touch == Touch::Yes && now.since(session.last_seen) >= TOUCH_EVERY {
         session.last_seen = now;
         store.put_session(&id.key(), &session, session.expires_at(idle, absolute)).await?;
     }
@@ -66,7 +86,19 @@ pub async fn identify(
     asserted: Option<String>,
     now: UnixTime,
 ) -> Result<Option<Who>, StoreError> {
-    let session = load_session(store, cfg, headers, now).await?;
+    identify_as(store, cfg, headers, asserted, now, Touch::Yes).await
+}
+
+/// `identify`, saying whether this read counts as activity on the session.
+pub async fn identify_as(
+    store: &dyn Store,
+    cfg: &Config,
+    headers: &HeaderMap,
+    asserted: Option<String>,
+    now: UnixTime,
+    touch: Touch,
+) -> Result<Option<Who>, StoreError> {
+    let session = load_session_as(store, cfg, headers, now, touch).await?;
     match &cfg.identity {
         IdentitySource::Builtin { .. } => {
             Ok(session.map(|(id, s)| Who { user: s.user.clone(), proofs: s.proofs.clone(), session: Some((id, s)) }))

@@ -4,6 +4,7 @@
 pub mod identify;
 pub mod risk;
 pub mod stepup;
+pub mod tunnel;
 
 use crate::audit::{self, Kind};
 use crate::body::{self, Body};
@@ -13,13 +14,14 @@ use crate::policy::level::{Level, Proof};
 use crate::policy::normalize::{normalize_host, normalize_path, NormalizedPath};
 use crate::policy::routes::Action;
 use crate::proxy::client_ip::{client_ip, is_trusted};
-use crate::proxy::headers::{set_forwarded, strip_spoofable_headers};
-use crate::proxy::ForwardTarget;
+use crate::proxy::headers::{remove_hop_by_hop, set_forwarded, strip_spoofable_headers, RequestHygiene};
+use crate::proxy::upgrade::is_websocket_handshake;
+use crate::proxy::{ForwardTarget, Upgrade};
 use crate::respond::{error_page, proxy_error_response, wants_json};
 use crate::session::cookies;
 use crate::state::{Live, SharedState};
 use http::header::{HeaderName, HeaderValue, HOST};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use identify::Who;
 use std::net::{IpAddr, SocketAddr};
@@ -105,6 +107,19 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
     let now = state.clock.now();
     let peer_trusted = is_trusted(peer.ip(), &cfg.trusted_proxies);
     let json = wants_json(req.headers());
+    // CONNECT asks the gateway to open a tunnel to a place of the client's choosing: never.
+    if req.method() == Method::CONNECT {
+        let mut resp =
+            error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "CONNECT is not accepted here.", json);
+        resp.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+        return resp;
+    }
+    // The client's hop-by-hop headers (and those its `Connection` names) belong to this hop:
+    // removed before anything reads the request and before the gateway adds its own headers,
+    // so a `Connection` token can never remove one of those. Only a WebSocket handshake may
+    // switch protocols; any other `Upgrade` goes with the hop-by-hop headers.
+    let websocket = is_websocket_handshake(req.method(), req.version(), req.headers());
+    remove_hop_by_hop(req.headers_mut());
     let ip = client_ip(peer, req.headers(), &cfg.trusted_proxies);
 
     // Normalize: the path matched is the path forwarded. What cannot be normalized is refused.
@@ -147,7 +162,11 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
         crate::config::Identity::Header { header } => Some(header.clone()),
         _ => None,
     };
-    strip_spoofable_headers(req.headers_mut(), identity_header.as_ref());
+    let hygiene = RequestHygiene {
+        identity_header: identity_header.as_ref(),
+        keep_underscores: cfg.upstream.allow_underscores_in_headers,
+    };
+    strip_spoofable_headers(req.headers_mut(), hygiene);
 
     let rule = cfg.routes.classify(&ctx.host, &ctx.path, req.method());
     let public = matches!(&rule.action, Action::Require(r) if r.level == Level::None);
@@ -187,7 +206,12 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
                     tracing::warn!(request_id = %ctx.request_id, error = %e, "risk history not updated");
                 }
             }
-            forward(&ctx, req, who.as_ref(), risk_header, peer.ip(), peer_trusted).await
+            let upgrade = if websocket {
+                Upgrade::WebSocket { close_when: tunnel_watch(&ctx, &req, who.as_ref(), &scored) }
+            } else {
+                Upgrade::No
+            };
+            forward(&ctx, req, who.as_ref(), risk_header, peer.ip(), peer_trusted, upgrade).await
         }
         Decision::SignIn { need } => {
             audit("signin", "no session");
@@ -278,6 +302,35 @@ fn audit_decision_scored(
     });
 }
 
+/// For a WebSocket opened by a signed-in user: the watch that closes it when the proof that
+/// opened it ends (see `tunnel`). Anonymous tunnels (public routes) have nothing to end.
+fn tunnel_watch(
+    ctx: &Ctx,
+    req: &Request<Incoming>,
+    who: Option<&Who>,
+    scored: &risk::Scored,
+) -> Option<crate::proxy::upgrade::CloseWhen> {
+    let who = who?;
+    let (session, _) = who.session.as_ref()?;
+    let mut cookies = http::HeaderMap::new();
+    for v in req.headers().get_all(http::header::COOKIE) {
+        cookies.append(http::header::COOKIE, v.clone());
+    }
+    let opened = tunnel::Opened {
+        host: ctx.host.clone(),
+        path: ctx.path.clone(),
+        method: req.method().clone(),
+        cookies,
+        asserted: ctx.asserted.clone(),
+        session: session.clone(),
+        verdict: scored.verdict.clone(),
+        user: who.user.clone(),
+        request_id: ctx.request_id.clone(),
+        client_ip: ctx.client_ip,
+    };
+    Some(tunnel::watch(ctx.state.clone(), opened))
+}
+
 /// The identity headers the app receives, from the strongest proof the session holds.
 fn identity_headers(who: &Who) -> Vec<(HeaderName, String)> {
     let strongest: Option<&Proof> = who.proofs.iter().max_by_key(|p| (effective_level(p), p.auth_time));
@@ -299,6 +352,7 @@ async fn forward(
     risk_score: Option<u8>,
     peer_ip: IpAddr,
     peer_trusted: bool,
+    upgrade: Upgrade,
 ) -> Response<Body> {
     let cfg = &ctx.live.config;
     let headers = req.headers_mut();
@@ -319,8 +373,8 @@ async fn forward(
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(X_REQUEST_ID, v);
     }
-    let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade: true };
-    match ctx.live.upstream.forward(req.map(body::stream), target).await {
+    let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade };
+    match ctx.live.upstream.forward(req.map(body::from_client), target).await {
         Ok(resp) => resp,
         Err(e) => proxy_error_response(&e, ctx.json),
     }

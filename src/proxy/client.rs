@@ -1,6 +1,6 @@
 //! The pooled keep-alive client to the upstream, and `forward`.
 
-use super::{headers, upgrade, ForwardTarget, ProxyError};
+use super::{headers, upgrade, ForwardTarget, ProxyError, Upgrade};
 use crate::body::{self, Body};
 use crate::config;
 use http::header::{HeaderValue, COOKIE, HOST};
@@ -39,7 +39,7 @@ impl UpstreamClient {
 
     /// Sends `req` to the upstream at `target.path_and_query` and returns its response, both
     /// bodies streaming. Hop-by-hop headers are removed both ways. For an upgrade (see
-    /// [`ForwardTarget::upgrade`]) the downstream `OnUpgrade` is taken from `req`'s
+    /// [`Upgrade::WebSocket`]) the downstream `OnUpgrade` is taken from `req`'s
     /// extensions, where hyper's server put it; on a 101 the two connections are spliced in
     /// a spawned task.
     pub async fn forward(&self, req: Request<Body>, target: ForwardTarget) -> Result<Response<Body>, ProxyError> {
@@ -52,19 +52,17 @@ impl UpstreamClient {
             .build()
             .map_err(ProxyError::BadTarget)?;
 
-        // The upgrade headers survive only if the route allows upgrades, the request really
-        // asks for one, and hyper's server can hand us the connection afterwards.
-        let upgrade: Option<(HeaderValue, OnUpgrade)> = if target.upgrade {
-            upgrade::requested(parts.version, &parts.headers)
-                .and_then(|value| parts.extensions.remove::<OnUpgrade>().map(|on| (value, on)))
-        } else {
-            None
+        // The upgrade headers survive only if the caller checked the request is a WebSocket
+        // handshake and hyper's server can hand us the connection afterwards.
+        let upgrade: Option<(OnUpgrade, Option<upgrade::CloseWhen>)> = match target.upgrade {
+            Upgrade::WebSocket { close_when } => parts.extensions.remove::<OnUpgrade>().map(|on| (on, close_when)),
+            Upgrade::No => None,
         };
 
         let mut headers = std::mem::take(&mut parts.headers);
         headers::remove_hop_by_hop(&mut headers);
-        if let Some((value, _)) = &upgrade {
-            upgrade::restore_headers(&mut headers, value.clone());
+        if upgrade.is_some() {
+            upgrade::restore_headers(&mut headers);
         }
 
         // Host: the client's host rather than the upstream authority. Apps behind a proxy build
@@ -99,15 +97,23 @@ impl UpstreamClient {
             Ok(Err(e)) if e.is_connect() => {
                 return Err(ProxyError::Connect { authority: authority.to_string(), source: Box::new(e) })
             }
+            Ok(Err(e)) if body::caused_by_client_body(&e).is_some() => return Err(ProxyError::ClientBody(Box::new(e))),
             Ok(Err(e)) => return Err(ProxyError::Upstream { authority: authority.to_string(), source: Box::new(e) }),
             Ok(Ok(r)) => r,
         };
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return match upgrade {
-                Some((_, downstream)) => Ok(switch(response, downstream)),
+                Some((downstream, close_when)) if upgrade::agreed_to_websocket(response.headers()) => {
+                    Ok(switch(response, downstream, close_when))
+                }
+                // A 101 to another protocol than the one the gateway let through is not relayed.
+                Some(_) => Err(ProxyError::Upstream {
+                    authority: authority.to_string(),
+                    source: "upstream switched to another protocol than websocket".into(),
+                }),
                 // A 101 we did not ask for cannot be relayed: the client is not switching.
-                _ => Err(ProxyError::Upstream {
+                None => Err(ProxyError::Upstream {
                     authority: authority.to_string(),
                     source: "upstream switched protocols without an upgrade request".into(),
                 }),
@@ -121,15 +127,16 @@ impl UpstreamClient {
 }
 
 /// Relays a 101: the client gets the upstream's answer, and the connections are spliced.
-fn switch(mut response: Response<hyper::body::Incoming>, downstream: OnUpgrade) -> Response<Body> {
+fn switch(
+    mut response: Response<hyper::body::Incoming>,
+    downstream: OnUpgrade,
+    close_when: Option<upgrade::CloseWhen>,
+) -> Response<Body> {
     let upstream = hyper::upgrade::on(&mut response);
-    let agreed = response.headers().get(http::header::UPGRADE).cloned();
-    upgrade::spawn_tunnel(downstream, upstream);
+    upgrade::spawn_tunnel(downstream, upstream, close_when);
     let (mut parts, _) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
-    if let Some(v) = agreed {
-        upgrade::restore_headers(&mut parts.headers, v);
-    }
+    upgrade::restore_headers(&mut parts.headers);
     parts.extensions = http::Extensions::new();
     Response::from_parts(parts, body::empty())
 }

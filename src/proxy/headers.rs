@@ -28,26 +28,126 @@ fn folds_to(name: &str, target: &str, prefix: bool) -> bool {
 /// Headers with which many frameworks (Laravel, Symfony, Express's method-override, Google
 /// APIs) let a request claim another method than the one it was sent with. Rules match the
 /// method sent; an app must not see a different one.
-const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+const METHOD_OVERRIDES: [&str; 4] = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-method"];
+
+/// Client-supplied headers with which common frameworks and servers believe another path,
+/// host, scheme, port or client address than the one the gateway checked. Rules match the
+/// request the gateway saw, so none of them may reach the app from a client:
+/// - path: IIS URL Rewrite and Symfony/Zend (`X-Original-URL`, `X-Rewrite-URL`), nginx
+///   auth_request set-ups (`X-Original-URI`), Traefik (`X-Forwarded-Uri`), Spring and ASP.NET
+///   path bases (`X-Forwarded-Prefix`, `X-Forwarded-Path`), Envoy (`X-Envoy-Original-Path`);
+/// - host: `X-Host`, `X-Original-Host`, `X-Forwarded-Server`, `X-HTTP-Host-Override`
+///   (`X-Forwarded-Host` is set by the gateway);
+/// - scheme and port: `X-Forwarded-Port`, `-Scheme`, `-Ssl`, `-Protocol`, `X-Url-Scheme`,
+///   `X-Scheme`, `Front-End-Https` (`X-Forwarded-Proto` is set by the gateway);
+/// - client address: `X-Client-IP`, `X-Cluster-Client-IP`, `True-Client-IP`,
+///   `CF-Connecting-IP`, `Fastly-Client-IP`, `X-Originating-IP`, `X-Remote-IP`,
+///   `X-Remote-Addr`, `Client-IP`, `X-ProxyUser-IP`, `X-Forwarded`, `Forwarded-For`
+///   (`X-Forwarded-For` is set by the gateway; `X-Real-IP` and `Forwarded` are kept only from
+///   a trusted proxy, see `set_forwarded`).
+pub const ROUTING_OVERRIDES: [&str; 31] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-override-url",
+    "x-forwarded-uri",
+    "x-forwarded-url",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-envoy-original-path",
+    "x-host",
+    "x-original-host",
+    "x-forwarded-server",
+    "x-http-host-override",
+    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-protocol",
+    "x-url-scheme",
+    "x-scheme",
+    "front-end-https",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "client-ip",
+    "x-proxyuser-ip",
+    "x-forwarded",
+];
+
+/// Also routing overrides, spelled as "the forwarded-for list": stripped like the others.
+const FORWARDED_FOR_ALIAS: &str = "forwarded-for";
+
+/// What the gateway removes from a client's request headers before anything reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHygiene<'a> {
+    /// The configured identity header (identity source `header`), removed in every spelling.
+    pub identity_header: Option<&'a HeaderName>,
+    /// Keep headers whose name contains `_` (`upstream.allow_underscores_in_headers`). Even
+    /// then, a `_` spelling of a header the gateway treats specially is removed.
+    pub keep_underscores: bool,
+}
+
+/// Why a request header is removed, or None when it is kept.
+fn removal(name: &HeaderName, hygiene: RequestHygiene<'_>) -> Option<&'static str> {
+    let n = name.as_str();
+    if folds_to(n, STEPGATE_PREFIX, true) {
+        return Some("x-stepgate-*");
+    }
+    if hygiene.identity_header.is_some_and(|h| folds_to(n, h.as_str(), false)) {
+        return Some("identity header");
+    }
+    if METHOD_OVERRIDES.iter().any(|m| folds_to(n, m, false)) {
+        return Some("method override");
+    }
+    if ROUTING_OVERRIDES.iter().any(|m| folds_to(n, m, false)) || folds_to(n, FORWARDED_FOR_ALIAS, false) {
+        return Some("routing override");
+    }
+    if n.contains('_') {
+        // A `_` spelling of a header with a meaning here (framing, hop-by-hop, the forwarded
+        // family, the request id) is always removed; other `_` names unless kept on purpose.
+        let special = GATEWAY_SET.iter().chain(&FRAMING).chain(&HOP_BY_HOP).any(|h| folds_to(n, h.as_str(), false))
+            || folds_to(n, "x-real-ip", false)
+            || folds_to(n, "forwarded", false);
+        if special || !hygiene.keep_underscores {
+            return Some("underscore in name");
+        }
+    }
+    None
+}
 
 /// Removes every header a client could use to pose as an identity stepgate asserts (anything
-/// that folds to `x-stepgate-*`, and the configured identity header in any spelling) or to
-/// make the app see another method than the one the rules matched (method-override headers).
-pub fn strip_spoofable_headers(headers: &mut HeaderMap, identity_header: Option<&HeaderName>) {
-    let doomed = |name: &HeaderName| {
-        let n = name.as_str();
-        folds_to(n, STEPGATE_PREFIX, true)
-            || identity_header.is_some_and(|h| folds_to(n, h.as_str(), false))
-            || METHOD_OVERRIDES.iter().any(|m| folds_to(n, m, false))
-    };
-    if !headers.keys().any(doomed) {
+/// that folds to `x-stepgate-*`, and the configured identity header in any spelling), to make
+/// the app see another method, path, host, scheme or client than the ones the rules matched
+/// (method and routing overrides), and, unless kept on purpose, every header whose name
+/// contains `_` (nginx's `underscores_in_headers off`: CGI-style stacks read `_` as `-`).
+pub fn strip_spoofable_headers(headers: &mut HeaderMap, hygiene: RequestHygiene<'_>) {
+    if !headers.keys().any(|n| removal(n, hygiene).is_some()) {
         return;
     }
-    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    let names: Vec<HeaderName> = headers.keys().filter(|n| removal(n, hygiene).is_some()).cloned().collect();
     for name in names {
         headers.remove(&name);
     }
 }
+
+/// The headers the gateway itself sets on a forwarded request. Set after the client's
+/// hop-by-hop headers are gone, and never removed by a `Connection` token.
+const GATEWAY_SET: [HeaderName; 4] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    HeaderName::from_static("x-request-id"),
+];
+
+/// Framing and routing headers that are end-to-end: a `Connection` token never removes them
+/// (removing `Content-Length` or `Host` on the way would change how the next hop reads the
+/// message).
+const FRAMING: [HeaderName; 2] = [http::header::CONTENT_LENGTH, http::header::HOST];
 
 /// The headers RFC 9110 §7.6.1 (and common practice) makes hop-by-hop.
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -74,12 +174,17 @@ pub fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// Removes hop-by-hop headers, including every header named by `Connection`.
-/// Used on requests to the upstream and on its responses.
+/// Removes hop-by-hop headers, including every header named by `Connection` (but never one
+/// of the gateway's own, `x-stepgate-*`, `Host` or `Content-Length`). The gateway calls it on a
+/// client's request before it sets its own headers, and on the upstream's responses.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(CONNECTION) {
         for token in connection_tokens(headers) {
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            let Ok(name) = HeaderName::from_bytes(token.as_bytes()) else { continue };
+            let protected = GATEWAY_SET.contains(&name)
+                || FRAMING.contains(&name)
+                || folds_to(name.as_str(), STEPGATE_PREFIX, true);
+            if !protected {
                 headers.remove(name);
             }
         }
@@ -142,6 +247,70 @@ mod tests {
         h
     }
 
+    fn hygiene(identity_header: Option<&HeaderName>, keep_underscores: bool) -> RequestHygiene<'_> {
+        RequestHygiene { identity_header, keep_underscores }
+    }
+
+    fn left_after(pairs: &[(&str, &str)], keep_underscores: bool) -> Vec<String> {
+        let mut h = map(pairs);
+        strip_spoofable_headers(&mut h, hygiene(None, keep_underscores));
+        let mut left: Vec<String> = h.keys().map(|k| k.as_str().to_string()).collect();
+        left.sort();
+        left
+    }
+
+    #[test]
+    fn routing_overrides_are_removed_in_every_spelling() {
+        for name in ROUTING_OVERRIDES.iter().copied().chain(["forwarded-for", "x-original-method"]) {
+            let upper = name.to_ascii_uppercase();
+            let under = name.replace('-', "_");
+            for spelling in [name.to_string(), upper, under] {
+                let left = left_after(&[(&spelling, "/admin/users"), ("accept", "*/*")], true);
+                assert_eq!(left, vec!["accept"], "{spelling} must not reach the app");
+            }
+        }
+        // Names that merely contain an override's name are not the override.
+        let left = left_after(&[("x-original-url-note", "1"), ("x-hostname", "h")], false);
+        assert_eq!(left, vec!["x-hostname", "x-original-url-note"]);
+    }
+
+    #[test]
+    fn underscore_names_are_dropped_unless_kept() {
+        let pairs = [
+            ("x_forwarded_for", "1.2.3.4"),
+            ("x_forwarded_host", "evil"),
+            ("x_forwarded_proto", "https"),
+            ("x_real_ip", "1.2.3.4"),
+            ("transfer_encoding", "chunked"),
+            ("content_length", "0"),
+            ("x_request_id", "x"),
+            ("Forwarded", "for=1"),
+            ("connection_", "x"),
+            ("x_custom_flag", "1"),
+            ("x-custom-flag", "2"),
+        ];
+        assert_eq!(left_after(&pairs, false), vec!["forwarded", "x-custom-flag"]);
+        // Kept on purpose: only names without a special meaning survive.
+        assert_eq!(left_after(&pairs, true), vec!["connection_", "forwarded", "x-custom-flag", "x_custom_flag"]);
+    }
+
+    #[test]
+    fn connection_tokens_never_remove_gateway_or_framing_headers() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Forwarded-For, X-Stepgate-User, x-request-id, host, content-length, x-gone"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-stepgate-user", "alice"),
+            ("x-request-id", "abc"),
+            ("host", "app.example"),
+            ("content-length", "3"),
+            ("x-gone", "1"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["content-length", "host", "x-forwarded-for", "x-request-id", "x-stepgate-user"]);
+    }
+
     #[test]
     fn strips_stepgate_headers_in_every_spelling() {
         let mut h = map(&[
@@ -152,7 +321,7 @@ mod tests {
             ("x-stepgatex", "keep"),
             ("accept", "text/html"),
         ]);
-        strip_spoofable_headers(&mut h, None);
+        strip_spoofable_headers(&mut h, hygiene(None, false));
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, vec!["accept", "x-stepgatex"]);
@@ -163,14 +332,14 @@ mod tests {
         let mut h =
             map(&[("X-Remote-User", "a"), ("X_Remote_User", "b"), ("x_remote-user", "c"), ("x-remote-users", "d")]);
         let id = HeaderName::from_static("x-remote-user");
-        strip_spoofable_headers(&mut h, Some(&id));
+        strip_spoofable_headers(&mut h, hygiene(Some(&id), false));
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-remote-users"], "d");
 
         // The configured name itself written with an underscore folds the same way.
         let mut h = map(&[("X-Remote-User", "a"), ("X_Remote_User", "b")]);
         let id = HeaderName::from_static("x_remote_user");
-        strip_spoofable_headers(&mut h, Some(&id));
+        strip_spoofable_headers(&mut h, hygiene(Some(&id), false));
         assert!(h.is_empty());
     }
 

@@ -26,13 +26,21 @@ use crate::body::BoxError;
 use std::time::Duration;
 
 /// Where a request goes upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardTarget {
     /// Already normalized by the caller; sent exactly as given (e.g. `/a/b?x=1`).
     pub path_and_query: String,
-    /// The route allows protocol upgrades (WebSocket). When false, `Upgrade` is stripped and
-    /// the upstream sees a plain request.
-    pub upgrade: bool,
+    /// Whether the request may switch protocols.
+    pub upgrade: Upgrade,
+}
+
+/// What the caller allows in the way of a protocol switch.
+pub enum Upgrade {
+    /// A plain request: `Upgrade` is stripped, and a 101 from the upstream is refused (502).
+    No,
+    /// The caller checked that the request is a WebSocket handshake
+    /// ([`upgrade::is_websocket_handshake`]). A 101 that agrees to `websocket` is relayed and
+    /// the connections spliced until either side closes or `close_when` resolves.
+    WebSocket { close_when: Option<upgrade::CloseWhen> },
 }
 
 /// Why forwarding failed. `status()` (in `respond`) maps it to 400/502/504.
@@ -47,6 +55,10 @@ pub enum ProxyError {
     /// Connected, but the exchange failed (closed early, malformed response, ...).
     #[error("upstream {authority} failed: {source}")]
     Upstream { authority: String, source: BoxError },
+    /// The client's request body broke off or was malformed (a bad chunk size, say) while it
+    /// was being relayed: the client's fault, not the upstream's.
+    #[error("the client's request body failed: {0}")]
+    ClientBody(BoxError),
     /// The path the caller asked for does not make a valid URI: the client's fault.
     #[error("cannot build the upstream URI: {0}")]
     BadTarget(#[source] http::Error),

@@ -1,6 +1,6 @@
 //! Forwarding against a real hyper upstream on an ephemeral port.
 
-use super::{ForwardTarget, ProxyError, UpstreamClient};
+use super::{ForwardTarget, ProxyError, Upgrade, UpstreamClient};
 use crate::body::{self, Body, BoxError};
 use crate::config;
 use crate::respond::proxy_error_response;
@@ -118,7 +118,8 @@ async fn upstream_handle(mut req: Request<Incoming>, state: Arc<Upstream>) -> Re
             let mut r = Response::new(body::empty());
             *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             r.headers_mut().insert("connection", "upgrade".parse().unwrap());
-            r.headers_mut().insert("upgrade", "echo".parse().unwrap());
+            let agreed = if req.uri().query() == Some("h2c") { "h2c" } else { "websocket" };
+            r.headers_mut().insert("upgrade", agreed.parse().unwrap());
             r
         }
         _ => Response::new(body::full("plain")),
@@ -155,10 +156,12 @@ fn client_for(addr: SocketAddr, response_timeout: Duration) -> UpstreamClient {
         response_timeout,
         pool_idle_timeout: Duration::from_secs(30),
         pool_max_idle_per_host: 8,
+        allow_underscores_in_headers: false,
     })
 }
 
-fn target(pq: &str, upgrade: bool) -> ForwardTarget {
+fn target(pq: &str, websocket: bool) -> ForwardTarget {
+    let upgrade = if websocket { Upgrade::WebSocket { close_when: None } } else { Upgrade::No };
     ForwardTarget { path_and_query: pq.to_string(), upgrade }
 }
 
@@ -182,7 +185,7 @@ async fn start_gateway(client: UpstreamClient) -> SocketAddr {
                     let client = client.clone();
                     async move {
                         let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-                        let req = req.map(body::stream);
+                        let req = req.map(body::from_client);
                         Ok::<_, Infallible>(match client.forward(req, target(&pq, true)).await {
                             Ok(r) => r,
                             Err(e) => proxy_error_response(&e, true),
@@ -322,9 +325,7 @@ async fn upgrade_echo_through_forward() {
     let (addr, _) = start_upstream().await;
     let gw = start_gateway(client_for(addr, Duration::from_secs(5))).await;
     let mut s = TcpStream::connect(gw).await.unwrap();
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(WS_HANDSHAKE).await.unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -334,11 +335,72 @@ async fn upgrade_echo_through_forward() {
     }
     let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("upgrade: echo\r\n"), "{head}");
+    assert!(head.contains("upgrade: websocket\r\n"), "{head}");
     for msg in [&b"hello"[..], b"stepgate tunnel"] {
         s.write_all(msg).await.unwrap();
         let mut buf = vec![0u8; msg.len()];
         tokio::time::timeout(PATIENCE, s.read_exact(&mut buf)).await.unwrap().unwrap();
         assert_eq!(buf, msg);
+    }
+}
+
+const WS_HANDSHAKE: &[u8] = b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Reads one response head from a raw connection.
+async fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut byte)).await.unwrap().unwrap();
+        assert_eq!(n, 1, "closed before the response head ended: {head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn a_101_to_another_protocol_than_websocket_is_not_relayed() {
+    let (addr, _) = start_upstream().await;
+    let gw = start_gateway(client_for(addr, Duration::from_secs(5))).await;
+    let mut s = TcpStream::connect(gw).await.unwrap();
+    let req = String::from_utf8(WS_HANDSHAKE.to_vec()).unwrap().replace("GET /ws ", "GET /ws?h2c ");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("http/1.1 502"), "{head}");
+}
+
+#[tokio::test]
+async fn a_101_without_an_agreed_upgrade_is_not_relayed() {
+    let (addr, _) = start_upstream().await;
+    let client = client_for(addr, Duration::from_secs(5));
+    // The upstream answers 101 to a request that asked for an upgrade the caller did not allow.
+    let req = Request::builder()
+        .uri("/ws")
+        .header("host", "app.example")
+        .header("connection", "upgrade")
+        .header("upgrade", "h2c")
+        .body(body::empty())
+        .unwrap();
+    let resp = client.forward(req, target("/ws", false)).await;
+    // Upgrade::No strips the headers: the upstream sees a plain GET and answers plainly.
+    assert_eq!(resp.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_malformed_client_body_is_the_clients_error() {
+    let (addr, _) = start_upstream().await;
+    let gw = start_gateway(client_for(addr, Duration::from_secs(5))).await;
+    for bad in ["zz\r\nabc\r\n0\r\n\r\n", "5\r\nab\r\n0\r\n\r\n", "-1\r\n", "3\r\nabcXY\r\n0\r\n\r\n"] {
+        let mut s = TcpStream::connect(gw).await.unwrap();
+        let req = format!(
+            "POST /count HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n{bad}"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let _ = s.shutdown().await;
+        let mut all = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, s.read_to_end(&mut all)).await.unwrap();
+        let text = String::from_utf8_lossy(&all).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 400"), "chunk {bad:?}: {text}");
     }
 }
