@@ -49,6 +49,12 @@ require = "aal2"
 max_age = "5m"
 
 [[rule]]
+name = "kernel"
+path = "/kernel"
+require = "aal2"
+max_age = "5m"
+
+[[rule]]
 name = "admin"
 path = "/admin/**"
 require = "aal3"

@@ -4,7 +4,8 @@
 //! Its pages show the identity headers the gateway sets, so a person trying stepgate can see
 //! what the app is told. Beside them are a few endpoints for tests: `/echo` and `/echo/...`
 //! (the request as JSON), `/bytes/N` and `/sink` (streaming both ways without buffering),
-//! `/ws` (an upgrade that echoes raw bytes) and `/slow?ms=N` (a late answer).
+//! `/ws` (an upgrade that echoes raw bytes), `/kernel` (a real WebSocket, Jupyter-style) and
+//! `/slow?ms=N` (a late answer).
 
 use crate::body::{self, Body};
 use crate::respond::escape;
@@ -127,6 +128,7 @@ async fn handle(req: Request<Incoming>, stopped: watch::Receiver<bool>) -> Resul
         "/sink" if method == Method::POST => sink(req.into_body()).await,
         "/sink" => method_not_allowed("POST"),
         "/ws" => websocket(req, stopped),
+        "/kernel" | "/admin/kernel" => kernel::handle(req, stopped),
         "/slow" => slow(req.uri().query()).await,
         p if p == "/admin" || p.starts_with("/admin/") => {
             if get {
@@ -165,6 +167,7 @@ fn home(headers: &HeaderMap) -> Response<Body> {
          <li><a href=\"/account\">Your account</a> (needs a sign-in)</li>\
          <li><a href=\"/transfer\">Transfer money</a> (needs a second factor)</li>\
          <li><a href=\"/admin\">Admin</a> (needs a recent second factor)</li>\
+         <li><a href=\"/kernel\">Kernel</a> (a WebSocket that needs a second factor, closed at sign-out)</li>\
          <li><a href=\"/public/\">Public pages</a> (open to everyone)</li>\
          </ul>\
          <p><a href=\"/.stepgate/account\">Your sign-in settings, and sign out</a></p>{}",
@@ -353,6 +356,10 @@ fn websocket(mut req: Request<Incoming>, mut stopped: watch::Receiver<bool>) -> 
         response.headers_mut().insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         return response;
     }
+    let accept = req
+        .headers()
+        .get(http::header::SEC_WEBSOCKET_KEY)
+        .map(|k| tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()));
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -377,10 +384,13 @@ fn websocket(mut req: Request<Incoming>, mut stopped: watch::Receiver<bool>) -> 
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     response.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
     response.headers_mut().insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Some(accept) = accept.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        response.headers_mut().insert(http::header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
     response
 }
 
-fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
     let tokens = |name| {
         req.headers()
             .get_all(name)
@@ -465,6 +475,8 @@ fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Re
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
+
+mod kernel;
 
 #[cfg(test)]
 mod tests;

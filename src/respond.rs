@@ -106,7 +106,9 @@ impl ProxyError {
 pub fn proxy_error_response(err: &ProxyError, json: bool) -> Response<Body> {
     let status = err.status().as_u16();
     match err.blame() {
-        Blame::Client => tracing::info!(error = %err, status, blame = "client", "forwarding failed: the client's request"),
+        Blame::Client => {
+            tracing::info!(error = %err, status, blame = "client", "forwarding failed: the client's request")
+        }
         Blame::Upstream => tracing::warn!(error = %err, status, blame = "upstream", "forwarding failed"),
     }
     let (title, detail) = match err {

@@ -111,7 +111,10 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
     if req.method() == Method::CONNECT {
         let mut resp =
             error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "CONNECT is not accepted here.", json);
-        resp.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+        resp.headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+        // What follows a CONNECT on the connection is meant as tunnel bytes: never read it as requests.
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
     // The client's hop-by-hop headers (and those its `Connection` names) belong to this hop:
@@ -323,7 +326,7 @@ fn tunnel_watch(
         cookies,
         asserted: ctx.asserted.clone(),
         session: session.clone(),
-        verdict: scored.verdict.clone(),
+        verdict: scored.verdict,
         user: who.user.clone(),
         request_id: ctx.request_id.clone(),
         client_ip: ctx.client_ip,

@@ -28,7 +28,8 @@ fn folds_to(name: &str, target: &str, prefix: bool) -> bool {
 /// Headers with which many frameworks (Laravel, Symfony, Express's method-override, Google
 /// APIs) let a request claim another method than the one it was sent with. Rules match the
 /// method sent; an app must not see a different one.
-const METHOD_OVERRIDES: [&str; 4] = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-method"];
+const METHOD_OVERRIDES: [&str; 4] =
+    ["x-http-method-override", "x-http-method", "x-method-override", "x-original-method"];
 
 /// Client-supplied headers with which common frameworks and servers believe another path,
 /// host, scheme, port or client address than the one the gateway checked. Rules match the
@@ -137,20 +138,18 @@ pub fn strip_spoofable_headers(headers: &mut HeaderMap, hygiene: RequestHygiene<
 
 /// The headers the gateway itself sets on a forwarded request. Set after the client's
 /// hop-by-hop headers are gone, and never removed by a `Connection` token.
-const GATEWAY_SET: [HeaderName; 4] = [
-    X_FORWARDED_FOR,
-    X_FORWARDED_PROTO,
-    X_FORWARDED_HOST,
-    HeaderName::from_static("x-request-id"),
-];
+const GATEWAY_SET: [HeaderName; 4] =
+    [X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST, HeaderName::from_static("x-request-id")];
 
 /// Framing and routing headers that are end-to-end: a `Connection` token never removes them
 /// (removing `Content-Length` or `Host` on the way would change how the next hop reads the
 /// message).
 const FRAMING: [HeaderName; 2] = [http::header::CONTENT_LENGTH, http::header::HOST];
 
-/// The headers RFC 9110 §7.6.1 (and common practice) makes hop-by-hop.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// The headers RFC 9110 §7.6.1 (and common practice) makes hop-by-hop, and `HTTP2-Settings`,
+/// which belongs to an h2c upgrade of this one connection (RFC 7540 §3.2.1).
+const HOP_BY_HOP: [HeaderName; 10] = [
+    HeaderName::from_static("http2-settings"),
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),

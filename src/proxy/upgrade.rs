@@ -111,15 +111,64 @@ mod tests {
             ("HTTP/1.0", Method::GET, Version::HTTP_10, ws.clone()),
             ("POST", Method::POST, Version::HTTP_11, ws.clone()),
             ("no Connection: upgrade", Method::GET, Version::HTTP_11, h(&[("upgrade", "websocket"), KEY, VERSION])),
-            ("h2c", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade, http2-settings"), ("upgrade", "h2c"), ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA")])),
-            ("h2c with ws headers", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "h2c"), KEY, VERSION])),
-            ("two protocols", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "websocket, h2c"), KEY, VERSION])),
-            ("two Upgrade headers", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "websocket"), ("upgrade", "h2c"), KEY, VERSION])),
-            ("TLS", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "TLS/1.2"), KEY, VERSION])),
-            ("no key", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "websocket"), VERSION])),
-            ("short key", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "websocket"), ("sec-websocket-key", "c2hvcnQ="), VERSION])),
-            ("old version", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "websocket"), KEY, ("sec-websocket-version", "8")])),
-            ("no version", Method::GET, Version::HTTP_11, h(&[("connection", "upgrade"), ("upgrade", "websocket"), KEY])),
+            (
+                "h2c",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[
+                    ("connection", "upgrade, http2-settings"),
+                    ("upgrade", "h2c"),
+                    ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+                ]),
+            ),
+            (
+                "h2c with ws headers",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "h2c"), KEY, VERSION]),
+            ),
+            (
+                "two protocols",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "websocket, h2c"), KEY, VERSION]),
+            ),
+            (
+                "two Upgrade headers",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "websocket"), ("upgrade", "h2c"), KEY, VERSION]),
+            ),
+            (
+                "TLS",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "TLS/1.2"), KEY, VERSION]),
+            ),
+            (
+                "no key",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "websocket"), VERSION]),
+            ),
+            (
+                "short key",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "websocket"), ("sec-websocket-key", "c2hvcnQ="), VERSION]),
+            ),
+            (
+                "old version",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "websocket"), KEY, ("sec-websocket-version", "8")]),
+            ),
+            (
+                "no version",
+                Method::GET,
+                Version::HTTP_11,
+                h(&[("connection", "upgrade"), ("upgrade", "websocket"), KEY]),
+            ),
         ];
         for (why, method, version, headers) in refused {
             assert!(!is_websocket_handshake(&method, version, &headers), "{why} must not upgrade");

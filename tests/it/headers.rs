@@ -130,3 +130,117 @@ async fn header_identity_from_an_untrusted_peer_is_stripped() {
     assert!(!echoed.contains_key("x-remote-user") && !echoed.contains_key("x_remote_user"), "{echoed:?}");
     assert!(!echoed.contains_key("x-stepgate-user"));
 }
+
+/// The headers the echo saw, from a raw response.
+fn echoed_raw(r: &crate::support::raw::RawResp) -> serde_json::Map<String, serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&r.body_text()).unwrap_or_else(|e| panic!("{e}: {}", r.head));
+    v["headers"].as_object().expect("headers").clone()
+}
+
+#[tokio::test]
+async fn connection_tokens_cannot_remove_the_gateways_own_headers() {
+    let h = Harness::start().await;
+    let mut c = h.client();
+    c.sign_in().await;
+    let cookie = format!("stepgate_session={}", c.session().unwrap());
+    let tokens = [
+        "keep-alive, X-Forwarded-For, X-Stepgate-User",
+        "X-Forwarded-Host, X-Forwarded-Proto, X-Request-Id",
+        "x-stepgate-level, x-stepgate-methods, x-stepgate-auth-time, host",
+    ];
+    for t in tokens {
+        let r = crate::support::raw::get(h.addr, "/echo/x", &[("Connection", t), ("Cookie", &cookie)]).await;
+        assert_eq!(r.status, 200, "{}", r.head);
+        let echoed = echoed_raw(&r);
+        for name in [
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-request-id",
+            "x-stepgate-user",
+            "x-stepgate-level",
+            "x-stepgate-methods",
+            "x-stepgate-auth-time",
+            "host",
+        ] {
+            assert!(echoed.contains_key(name), "Connection: {t} removed {name}: {echoed:?}");
+        }
+        assert_eq!(echoed["x-stepgate-user"], USER);
+    }
+}
+
+#[tokio::test]
+async fn underscore_headers_are_dropped_by_default() {
+    let h = Harness::start().await;
+    let extra = [
+        ("X_Forwarded_For", "6.6.6.6"),
+        ("X_Forwarded_Host", "evil.example"),
+        ("X_Forwarded_Proto", "https"),
+        ("X_Real_IP", "6.6.6.6"),
+        ("Transfer_Encoding", "chunked"),
+        ("Content_Length", "5"),
+        ("X_Custom", "1"),
+        ("X-Custom-Ok", "2"),
+    ];
+    let r = crate::support::raw::get(h.addr, "/echo/public/x", &extra).await;
+    let echoed = echoed_raw(&r);
+    for name in echoed.keys() {
+        assert!(!name.contains('_'), "{name} reached the app: {echoed:?}");
+    }
+    assert_eq!(echoed["x-custom-ok"], "2");
+    assert_eq!(echoed["x-forwarded-for"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn underscore_headers_can_be_kept_on_purpose_but_never_special_ones() {
+    let opts = Options { upstream_extra: "allow_underscores_in_headers = true".into(), ..Options::default() };
+    let h = Harness::with(opts).await;
+    let extra =
+        [("X_Custom", "1"), ("X_Forwarded_For", "6.6.6.6"), ("Content_Length", "5"), ("X_Stepgate_User", "root")];
+    let echoed = echoed_raw(&crate::support::raw::get(h.addr, "/echo/public/x", &extra).await);
+    assert_eq!(echoed["x_custom"], "1");
+    for name in ["x_forwarded_for", "content_length", "x_stepgate_user"] {
+        assert!(!echoed.contains_key(name), "{name} reached the app: {echoed:?}");
+    }
+}
+
+#[tokio::test]
+async fn routing_override_headers_never_reach_the_app() {
+    let h = Harness::start().await;
+    let extra = [
+        ("X-Original-URL", "/admin/users"),
+        ("X-Rewrite-URL", "/admin/users"),
+        ("X-Original-URI", "/admin/users"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-Forwarded-Uri", "/admin/users"),
+        ("X-Envoy-Original-Path", "/admin/users"),
+        ("X-Host", "admin.internal"),
+        ("X-Original-Host", "admin.internal"),
+        ("X-Forwarded-Server", "admin.internal"),
+        ("X-Forwarded-Port", "8443"),
+        ("X-Forwarded-Scheme", "https"),
+        ("X-Forwarded-Ssl", "on"),
+        ("Front-End-Https", "on"),
+        ("True-Client-IP", "10.0.0.1"),
+        ("X-Client-IP", "10.0.0.1"),
+        ("CF-Connecting-IP", "10.0.0.1"),
+        ("X-Original-Method", "DELETE"),
+    ];
+    let echoed = echoed_raw(&crate::support::raw::get(h.addr, "/echo/public/x", &extra).await);
+    for (name, _) in extra {
+        assert!(!echoed.contains_key(&name.to_ascii_lowercase()), "{name} reached the app: {echoed:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_not_502() {
+    let h = Harness::start().await;
+    for bad in ["zz\r\nabc\r\n0\r\n\r\n", "3\r\nabcXY\r\n0\r\n\r\n", "fffffffffffffffffff\r\n"] {
+        let req = format!(
+            "POST /sink HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n{bad}",
+            crate::support::HOST
+        );
+        let r = crate::support::raw::send(h.addr, req.as_bytes()).await;
+        assert_eq!(r.status, 400, "chunk {bad:?}: {}", r.head);
+    }
+}

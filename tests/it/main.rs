@@ -20,5 +20,6 @@ mod slow_clients;
 mod streaming;
 mod tls;
 mod totp;
+mod tunnels;
 mod upstream;
 mod webauthn;
