@@ -115,7 +115,7 @@ async fn a_websocket_on_a_public_route_closes_when_its_session_ends() {
 #[tokio::test]
 async fn an_anonymous_websocket_on_a_protected_route_is_refused() {
     let h = Harness::start().await;
-    let err = open(&h, None, "/admin/kernel").await.err().expect("no 101 without a session");
+    let err = open(&h, None, "/admin/kernel").await.expect_err("no 101 without a session");
     assert!(err.contains("401"), "{err}");
 }
 
