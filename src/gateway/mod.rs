@@ -3,6 +3,7 @@
 
 pub mod identify;
 pub mod risk;
+pub mod route;
 pub mod stepup;
 pub mod tunnel;
 
@@ -21,7 +22,7 @@ use crate::respond::{error_page, proxy_error_response, wants_json};
 use crate::session::cookies;
 use crate::state::{Live, SharedState};
 use http::header::{HeaderName, HeaderValue, HOST};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use identify::Who;
 use std::net::{IpAddr, SocketAddr};
@@ -108,7 +109,8 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
     let peer_trusted = is_trusted(peer.ip(), &cfg.trusted_proxies);
     let json = wants_json(req.headers());
     // CONNECT asks the gateway to open a tunnel to a place of the client's choosing: never.
-    if req.method() == Method::CONNECT {
+    // Checked before normalizing, since its target is no path.
+    if route::method_refused(req.method()) {
         let mut resp =
             error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "CONNECT is not accepted here.", json);
         resp.headers_mut()
@@ -148,15 +150,28 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
         asserted: identify::asserted_user(cfg, req.headers(), peer_trusted),
         risk_ctx: RiskRequest::read(cfg, req.headers()),
     };
-    if let Some(net) = cfg.risk.location.as_ref().and_then(|l| crate::risk::location::denied_network(l, ctx.client_ip))
-    {
-        let reason = format!("client address in risk.location.deny_networks ({net})");
-        audit_decision(&ctx, None, "-", "deny", &reason);
-        return error_page(StatusCode::FORBIDDEN, "Forbidden", "Requests from your network are not accepted.", json);
-    }
-    if is_gateway_path(ctx.path.as_str()) {
-        return crate::web::handle(&ctx, req).await;
-    }
+    let rule = match route::route(cfg, &ctx.host, &ctx.path, req.method(), ctx.client_ip) {
+        route::Routed::MethodRefused => {
+            return error_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "This method is not accepted here.",
+                json,
+            )
+        }
+        route::Routed::DeniedNetwork(net) => {
+            let reason = format!("client address in risk.location.deny_networks ({net})");
+            audit_decision(&ctx, None, "-", "deny", &reason);
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "Requests from your network are not accepted.",
+                json,
+            );
+        }
+        route::Routed::GatewayPage => return crate::web::handle(&ctx, req).await,
+        route::Routed::Rule(rule) => rule,
+    };
 
     // Identity headers: the asserted one was read above (trusted proxies only); strip them all,
     // and any method override.
@@ -171,7 +186,6 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
     };
     strip_spoofable_headers(req.headers_mut(), hygiene);
 
-    let rule = cfg.routes.classify(&ctx.host, &ctx.path, req.method());
     let public = matches!(&rule.action, Action::Require(r) if r.level == Level::None);
     let who = if public && cfg.identity_is_builtin() && !has_session_cookie(&ctx, &req) {
         None

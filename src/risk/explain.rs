@@ -8,6 +8,7 @@ use super::history::RiskHistory;
 use super::{assess, verdict, Counts, Facts};
 use crate::clock::UnixTime;
 use crate::config::Config;
+use crate::gateway::route::{route, Routed};
 use crate::policy::decide::{decide_with_risk, effective_requirement, Decision};
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::normalize::{normalize_host, normalize_path};
@@ -43,11 +44,22 @@ pub fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Result<Stri
             return Ok(out);
         }
     };
-    if crate::gateway::is_gateway_path(path.as_str()) {
-        let _ = writeln!(out, "decision  a gateway page (/.stepgate/...): served by stepgate, never forwarded");
-        return Ok(out);
-    }
-    let rule = cfg.routes.classify(&host, &path, &q.method);
+    // The same routing phase as the gateway, in the same order.
+    let rule = match route(cfg, &host, &path, &q.method, q.ip) {
+        Routed::MethodRefused => {
+            let _ = writeln!(out, "decision  405 Method not allowed: the gateway opens no tunnels");
+            return Ok(out);
+        }
+        Routed::DeniedNetwork(net) => {
+            let _ = writeln!(out, "decision  deny (403): {} is in risk.location.deny_networks ({net})", q.ip);
+            return Ok(out);
+        }
+        Routed::GatewayPage => {
+            let _ = writeln!(out, "decision  a gateway page (/.stepgate/...): served by stepgate, never forwarded");
+            return Ok(out);
+        }
+        Routed::Rule(rule) => rule,
+    };
     let _ = writeln!(out, "rule      {} ({})", rule.name, rule.action);
     if let Some(w) = &rule.risk.window {
         let _ = writeln!(out, "hours     {}", w.text);
@@ -69,11 +81,6 @@ pub fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Result<Stri
         }
     }
     let public = matches!(&rule.action, Action::Require(r) if r.level == Level::None);
-    let denied_net = cfg.risk.location.as_ref().and_then(|l| super::location::denied_network(l, q.ip));
-    if let Some(net) = denied_net {
-        let _ = writeln!(out, "decision  deny (403): {} is in risk.location.deny_networks ({net})", q.ip);
-        return Ok(out);
-    }
     if public {
         let _ = writeln!(out, "signals   none: public routes are not scored");
         let _ = writeln!(out, "decision  forward");
