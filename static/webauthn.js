@@ -84,6 +84,7 @@
   async function authenticate(button) {
     var csrf = button.dataset.csrf;
     var ret = button.dataset.return || "/";
+    var method = button.dataset.method || "GET";
     say("Follow your browser's prompt to use your passkey…", false);
     var start = await post("/.stepgate/webauthn/auth/start", csrf, { return: ret });
     var pk = start.options.publicKey;
@@ -93,6 +94,7 @@
     var done = await post("/.stepgate/webauthn/auth/finish", csrf, {
       ceremony: start.ceremony,
       return: ret,
+      method: method,
       credential: {
         id: a.id,
         rawId: bufToB64u(a.rawId),

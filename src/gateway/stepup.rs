@@ -26,16 +26,39 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
 
 /// `/.stepgate/login?return=…` or `/.stepgate/challenge?return=…` for the request in `ctx`.
 pub fn page_url(need: Need, return_to: &str) -> String {
+    page_url_for(need, return_to, &Method::GET)
+}
+
+/// `page_url` for a request of `method`: a challenge for anything but GET/HEAD carries the
+/// method (`&method=POST`), so the page works out the requirement that request met.
+pub fn page_url_for(need: Need, return_to: &str, method: &Method) -> String {
     let page = match need {
         Need::SignIn => "login",
         Need::StepUp => "challenge",
     };
     let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-    format!("{}/{page}?return={encoded}", super::PREFIX)
+    let base = format!("{}/{page}?return={encoded}", super::PREFIX);
+    match (need, challenged_method(method.as_str())) {
+        (Need::StepUp, m) if m != Method::GET => format!("{base}&method={m}"),
+        _ => base,
+    }
+}
+
+/// The method a challenge is for, from the `method` parameter: one of the standard methods,
+/// HEAD counting as GET; anything else (absent, unknown) is GET.
+pub fn challenged_method(s: &str) -> Method {
+    match s {
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "PATCH" => Method::PATCH,
+        "DELETE" => Method::DELETE,
+        "OPTIONS" => Method::OPTIONS,
+        _ => Method::GET,
+    }
 }
 
 pub fn respond(ctx: &Ctx, method: &Method, headers: &HeaderMap, need: &Requirement, kind: Need) -> Response<Body> {
-    let url = page_url(kind, &ctx.path_and_query());
+    let url = page_url_for(kind, &ctx.path_and_query(), method);
     if is_navigation(method, headers) {
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;

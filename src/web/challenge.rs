@@ -6,7 +6,7 @@ use crate::audit::Kind;
 use crate::authn::{recovery, totp};
 use crate::gateway::identify::{identify, Who};
 use crate::gateway::risk;
-use crate::gateway::stepup::{page_url, Need};
+use crate::gateway::stepup::{challenged_method, page_url, page_url_for, Need};
 use crate::gateway::Ctx;
 use crate::policy::decide::{decide_with_risk, raised, Decision, Raise, RiskVerdict};
 use crate::policy::level::{AuthMethod, Level, Proof};
@@ -21,8 +21,8 @@ pub async fn who(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Who>, WebError
     Ok(identify(&*ctx.state.store, &ctx.live.config, headers, ctx.asserted.clone(), ctx.now).await?)
 }
 
-/// What the page the user wants to reach asks for (as a GET navigation to it).
-pub fn requirement_for(ctx: &Ctx, return_to: &str) -> Requirement {
+/// What the request the user was challenged on (`method` on `return_to`) asks for.
+pub fn requirement_for(ctx: &Ctx, method: &Method, return_to: &str) -> Requirement {
     let fallback = Requirement { level: Level::Aal2, max_age: None, allow: None };
     let path = return_to.split('?').next().unwrap_or("/");
     let Ok(path) = normalize_path(path) else { return fallback };
@@ -30,7 +30,7 @@ pub fn requirement_for(ctx: &Ctx, return_to: &str) -> Requirement {
         // Changing factors needs a fresh step-up.
         return Requirement { level: Level::Aal2, max_age: Some(FACTOR_CHANGE_MAX_AGE), allow: None };
     }
-    match &ctx.live.config.routes.classify(&ctx.host, &path, &Method::GET).action {
+    match &ctx.live.config.routes.classify(&ctx.host, &path, method).action {
         Action::Require(r) if r.level >= Level::Aal2 => r.clone(),
         _ => fallback,
     }
@@ -41,15 +41,16 @@ pub fn requirement_for(ctx: &Ctx, return_to: &str) -> Requirement {
 pub async fn requirement_with_risk(
     ctx: &Ctx,
     who: &Who,
+    method: &Method,
     return_to: &str,
 ) -> Result<(Requirement, RiskVerdict), WebError> {
-    let floor = requirement_for(ctx, return_to);
+    let floor = requirement_for(ctx, method, return_to);
     let path = return_to.split('?').next().unwrap_or("/");
     let Ok(path) = normalize_path(path) else { return Ok((floor, RiskVerdict::default())) };
     if crate::gateway::is_gateway_path(path.as_str()) {
         return Ok((floor, RiskVerdict::default()));
     }
-    let rule = ctx.live.config.routes.classify(&ctx.host, &path, &Method::GET);
+    let rule = ctx.live.config.routes.classify(&ctx.host, &path, method);
     let scored = risk::score(ctx, rule, Some(who), risk::Count::LookOnly).await?;
     let need = match (&rule.action, scored.verdict.raise) {
         (Action::Require(r), Some(raise)) if raised(r, raise).level >= Level::Aal2 => raised(r, raise),
@@ -79,14 +80,22 @@ const LOCKED: &str = "Too many wrong codes. For your safety, step-up is paused f
 
 pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCode)>) -> WebResult {
     let return_to = return_to::sanitize(&login::query_param(ctx, "return").unwrap_or_default());
-    render(ctx, headers, &return_to, error).await
+    let method = challenged_method(&login::query_param(ctx, "method").unwrap_or_default());
+    render(ctx, headers, &method, &return_to, error).await
 }
 
-async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<(&str, StatusCode)>) -> WebResult {
+async fn render(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    method: &Method,
+    return_to: &str,
+    error: Option<(&str, StatusCode)>,
+) -> WebResult {
     let Some(who) = who(ctx, headers).await? else {
-        return Ok(redirect(&page_url(Need::SignIn, &format!("/.stepgate/challenge?return={}", enc(return_to))), &[]));
+        let back = page_url_for(Need::StepUp, return_to, method);
+        return Ok(redirect(&page_url(Need::SignIn, &back), &[]));
     };
-    let (need, risk) = requirement_with_risk(ctx, &who, return_to).await?;
+    let (need, risk) = requirement_with_risk(ctx, &who, method, return_to).await?;
     if error.is_none()
         && matches!(
             decide_with_risk(&Action::Require(need.clone()), Some(&who.proofs), ctx.now, &risk),
@@ -110,6 +119,7 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<(
     let page = ChallengePage {
         csrf: &token,
         return_to,
+        method: method.as_str(),
         user: &who.user,
         level: need.level.as_str(),
         offer_totp: second_factor_ok && factors.totp.is_some() && allowed(&need, AuthMethod::Totp),
@@ -121,10 +131,6 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<(
         error,
     };
     html(&page, status, set.as_slice())
-}
-
-fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Which code the user typed.
@@ -147,6 +153,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
     let return_to = return_to::sanitize(form.get("return"));
+    let challenged = challenged_method(form.get("method"));
     let Some(who) = who(ctx, &parts.headers).await? else {
         return Ok(redirect(&page_url(Need::SignIn, &return_to), &[]));
     };
@@ -155,9 +162,10 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     let fail_key = failures_key(&who.user);
     if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
         stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
-        return render(ctx, &parts.headers, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
+        return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
+            .await;
     }
-    let (need, _) = requirement_with_risk(ctx, &who, &return_to).await?;
+    let (need, _) = requirement_with_risk(ctx, &who, &challenged, &return_to).await?;
     let factors = store.get_factors(&who.user).await?;
     let method = match kind {
         CodeKind::Totp => AuthMethod::Totp,
@@ -177,10 +185,11 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
         stepup_audit(ctx, Kind::StepUp, &who.user, "fail", reason);
         if count >= cfg.totp.max_failures {
             stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
-            return render(ctx, &parts.headers, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
+            return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
+                .await;
         }
         let msg = "That code is not valid. Check your app and try again.";
-        return render(ctx, &parts.headers, &return_to, Some((msg, StatusCode::UNAUTHORIZED))).await;
+        return render(ctx, &parts.headers, &challenged, &return_to, Some((msg, StatusCode::UNAUTHORIZED))).await;
     }
     store.reset_counter(&fail_key).await?;
     let proof = Proof { level: Level::Aal2, method, auth_time: ctx.now };

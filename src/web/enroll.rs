@@ -29,7 +29,7 @@ pub fn needs_fresh_proof(ctx: &Ctx, who: &Who, factors: &Factors) -> Option<Stri
     if !factors.has_second_factor() {
         return None; // the first factor may be enrolled right after sign-in
     }
-    let need = requirement_for(ctx, PAGE);
+    let need = requirement_for(ctx, &http::Method::GET, PAGE);
     match decide(&Action::Require(need), Some(&who.proofs), ctx.now) {
         Decision::Forward { .. } => None,
         _ => Some(page_url(Need::StepUp, PAGE)),

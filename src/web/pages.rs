@@ -64,6 +64,8 @@ pub struct LoginPage<'a> {
 pub struct ChallengePage<'a> {
     pub csrf: &'a str,
     pub return_to: &'a str,
+    /// The method of the challenged request, carried so the requirement is the one it met.
+    pub method: &'a str,
     pub user: &'a str,
     pub level: &'a str,
     pub offer_totp: bool,

@@ -203,6 +203,9 @@ pub struct AuthFinish {
     credential: PublicKeyCredential,
     #[serde(rename = "return")]
     return_to: String,
+    /// The method of the challenged request (see `challenge::requirement_for`); GET if absent.
+    #[serde(default)]
+    method: String,
 }
 
 pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
@@ -218,7 +221,8 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
         audit_event(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try again in a few minutes");
     }
-    let (need, _) = requirement_with_risk(ctx, &who, &return_to).await?;
+    let method = crate::gateway::stepup::challenged_method(&input.method);
+    let (need, _) = requirement_with_risk(ctx, &who, &method, &return_to).await?;
     if need.allow.as_ref().is_some_and(|a| !a.contains(&AuthMethod::Webauthn)) {
         return refuse(StatusCode::FORBIDDEN, "this page does not accept a passkey");
     }

@@ -26,7 +26,7 @@ async fn api_client_gets_401_with_the_rfc_9470_challenge() {
     assert_eq!(v["error"], "insufficient_user_authentication");
     assert_eq!(v["required_level"], "aal2");
     assert_eq!(v["max_age"], 300);
-    assert_eq!(v["challenge_url"], format!("{ORIGIN}/.stepgate/challenge?return=%2Ftransfer"));
+    assert_eq!(v["challenge_url"], format!("{ORIGIN}/.stepgate/challenge?return=%2Ftransfer&method=POST"));
 }
 
 #[tokio::test]
@@ -47,4 +47,28 @@ async fn browser_navigation_is_redirected_to_the_challenge_page() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.header("www-authenticate").unwrap_or("").starts_with("StepUp "));
     assert_eq!(r.json()["challenge_url"], format!("{ORIGIN}/.stepgate/login?return=%2Faccount"));
+}
+
+/// A rule for one method only: the challenge page must work out the requirement of the
+/// request that was challenged (a POST), not of a GET to the same path.
+#[tokio::test]
+async fn the_challenge_page_uses_the_method_that_was_challenged() {
+    let rules = "[[rule]]\nname = \"wire\"\npath = \"/echo/wire\"\nmethods = [\"POST\", \"DELETE\"]\nrequire = \"aal3\"\nmax_age = \"5m\"\n\n[default]\nrequire = \"aal1\"\n";
+    let h = Harness::with(crate::support::Options { rules: rules.into(), ..Default::default() }).await;
+    let mut c = signed_in(&h).await;
+    for method in [Method::POST, Method::DELETE] {
+        let r = c.request(method.clone(), "/echo/wire", &[("accept", "application/json")], full("x=1")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method}: {}", r.body);
+        let url = r.json()["challenge_url"].as_str().unwrap().to_string();
+        assert!(url.ends_with(&format!("&method={method}")), "{url}");
+        let page = c.browse(url.strip_prefix(ORIGIN).unwrap()).await;
+        assert_eq!(page.status, StatusCode::OK, "{method}: the challenge page for the {method}: {}", page.body);
+        assert!(page.body.contains("<code>aal3</code>"), "{method}: {}", page.body);
+    }
+    // The same page for a GET (which the rule does not cover) asks only the floor of a challenge.
+    let page = c.browse("/.stepgate/challenge?return=%2Fecho%2Fwire").await;
+    assert!(page.body.contains("<code>aal2</code>"), "{}", page.body);
+    // An unknown method parameter counts as GET, never as something stronger or weaker.
+    let page = c.browse("/.stepgate/challenge?return=%2Fecho%2Fwire&method=PSOT").await;
+    assert!(page.body.contains("<code>aal2</code>"), "{}", page.body);
 }
