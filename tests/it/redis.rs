@@ -122,3 +122,38 @@ async fn a_redis_outage_fails_closed_and_heals_without_losing_an_enrollment() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A WebSocket opened through A closes when the user signs out through B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_through_one_instance_closes_a_websocket_on_the_other() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let redis = RedisServer::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let config = write_config(dir.path(), &redis.url(), app.addr);
+    let (a, b) = (gateway(&config).await, gateway(&config).await);
+    let browser = Browser::new();
+    sign_in(&browser, a.addr).await;
+
+    let mut req = "ws://localhost/kernel".into_client_request().unwrap();
+    req.headers_mut().insert("cookie", format!("{SESSION}={}", browser.cookie(SESSION).unwrap()).parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(a.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.expect("101 through A");
+    ws.send(Message::text("20+22")).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.unwrap();
+    assert!(matches!(answer, Some(Ok(Message::Text(ref t))) if t.as_str() == "42"), "{answer:?}");
+
+    let page = browser.get(b.addr, "/.stepgate/account").await;
+    let out = browser.post(b.addr, "/.stepgate/logout", &[("csrf", &csrf(&page.body))]).await;
+    assert_eq!(out.status, StatusCode::OK);
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the WebSocket through A outlived the sign-out through B");
+}
