@@ -225,3 +225,170 @@ async fn over_http2_the_authority_is_the_host_and_a_different_host_header_is_ref
     assert_eq!(status, 400, ":authority public.test with Host admin.test: {body}");
     assert!(!body.contains("\"path\""), "never forwarded");
 }
+
+/// The rules of the independent attack corpus: everything escaping a rule reaches the app.
+const CORPUS_RULES: &str = r#"
+[[rule]]
+name = "admin"
+path = "/admin/**"
+require = "aal3"
+
+[[rule]]
+name = "transfer"
+path = "/transfer"
+methods = ["POST"]
+require = "aal2"
+
+[default]
+require = "none"
+"#;
+
+/// Spellings that a lenient app, framework or file system reads as `/admin...`: every one is a
+/// 400 from the gateway. Sent raw (UTF-8 unencoded where written so), never re-encoded.
+const READ_AS_ADMIN: &[&str] = &[
+    // Encoded delimiters inside a segment.
+    "/admin%3Bx/users",
+    "/admin%3bx",
+    "/admin%23/users",
+    "/admin%3f",
+    "/admin%3F/users",
+    // Double encoding.
+    "/admin%252fx",
+    "/%2561dmin",
+    "/adm%2569n/users",
+    "/admin%255c",
+    "/public/%252e%252e/admin",
+    "/%25%36%31dmin",
+    "/%25u0061dmin",
+    // IIS %u escapes and overlong UTF-8.
+    "/%u0061dmin",
+    "/public/%u002e%u002e/admin",
+    "/public/%c0%ae%c0%ae/admin",
+    "/public/%e0%80%ae%e0%80%ae/admin",
+    // Trailing dots, whitespace, plus.
+    "/admin.",
+    "/admin..",
+    "/admin./users",
+    "/admin../users",
+    "/admin%2e",
+    "/admin%2E/users",
+    "/admin%20",
+    "/admin%20/users",
+    "/%20admin",
+    "/admin%09",
+    "/admin%00",
+    "/admin%00.html",
+    "/admin%c2%a0",
+    "/admin\u{a0}/users",
+    "/admin%e3%80%80",
+    "/admin%c2%85",
+    "/admin+",
+    "/admin%2B/users",
+    // Windows file system names.
+    "/admin::$INDEX_ALLOCATION/users",
+    "/admin:$I30:$INDEX_ALLOCATION/users",
+    "/admin%3A%3A$DATA",
+    "/ADMIN~1/users",
+    // Non-ASCII folding onto ASCII, raw and encoded.
+    "/adm\u{131}n/users",
+    "/adm%C4%B1n/users",
+    "/ADM\u{130}N",
+    "/\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E}",
+    "/%EF%BD%81%EF%BD%84%EF%BD%8D%EF%BD%89%EF%BD%8E/users",
+    "/\u{1D41A}dmin",
+    "/\u{24D0}dmin",
+    "/a\u{217E}\u{217F}\u{2170}n",
+    "/public/\u{2025}/admin",
+    "/public/%EF%BC%8E%EF%BC%8E/admin",
+    "/public/..%EF%BC%8Fadmin",
+    "/public%E2%88%95..%E2%88%95admin",
+    "/ad\u{AD}min",
+    "/admin%E2%80%8B",
+    "/%EF%BB%BFadmin",
+];
+
+/// Spellings of `/transfer` for a POST.
+const READ_AS_TRANSFER: &[&str] = &[
+    "/transfer.",
+    "/transfer%2e",
+    "/transfer%20",
+    "/transfer%3B",
+    "/transfer%3Bjsessionid=x",
+    "/transfer%23",
+    "/transfer%3F",
+    "/transfer%252e",
+    "/tran\u{17F}fer",
+    "/TRAN\u{17F}FER",
+    "/tran%C5%BFfer",
+    "/\u{FF54}ransfer",
+    "/transfer\u{FEFF}",
+    "/transfer+",
+    "/TRANSF~1",
+];
+
+async fn post(addr: std::net::SocketAddr, target: &str) -> raw::RawResp {
+    let req = format!(
+        "POST {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\namount=10",
+        crate::support::HOST
+    );
+    raw::send(addr, req.as_bytes()).await
+}
+
+fn from_app(r: &raw::RawResp) -> bool {
+    let body = r.body_text();
+    body.contains("The admin area")
+        || body.contains("demo app")
+        || body.contains("\"path\"")
+        || body.contains("ransfer")
+}
+
+#[tokio::test]
+async fn spellings_a_lenient_app_reads_as_a_protected_path_are_refused() {
+    let h = Harness::with(Options { rules: CORPUS_RULES.into(), ..Options::default() }).await;
+    // Controls: the protected paths themselves are challenged; the echo shows what is forwarded.
+    assert_eq!(raw::get(h.addr, "/admin/users", &[("Accept", "application/json")]).await.status, 401);
+    assert_eq!(raw::get(h.addr, "/ADMIN/users", &[("Accept", "application/json")]).await.status, 401);
+    assert_eq!(post(h.addr, "/transfer").await.status, 401);
+    assert_eq!(post(h.addr, "/TRANSFER").await.status, 401);
+
+    let mut failures = Vec::new();
+    for target in READ_AS_ADMIN {
+        let r = raw::get(h.addr, target, &[("Accept", "application/json")]).await;
+        if r.status != 400 || from_app(&r) {
+            failures.push(format!("GET {target} -> {} {}", r.status, r.body_text()));
+        }
+    }
+    for target in READ_AS_TRANSFER {
+        let r = post(h.addr, target).await;
+        if r.status != 400 || from_app(&r) {
+            failures.push(format!("POST {target} -> {} {}", r.status, r.body_text()));
+        }
+    }
+    assert!(failures.is_empty(), "forwarded or mishandled:\n{}", failures.join("\n"));
+}
+
+/// Ordinary names keep working: dots inside names, `~`, `+` inside, spaces inside, non-ASCII
+/// letters whose folds stay non-ASCII. The app sees the canonical form.
+#[tokio::test]
+async fn ordinary_names_with_dots_and_non_ascii_are_forwarded() {
+    let h = Harness::with(Options { rules: CORPUS_RULES.into(), ..Options::default() }).await;
+    for (target, seen) in [
+        ("/echo/file.txt", "/echo/file.txt"),
+        ("/echo/v1.2/x", "/echo/v1.2/x"),
+        ("/echo/.well-known/x", "/echo/.well-known/x"),
+        ("/echo/~user/a+b", "/echo/~user/a+b"),
+        ("/echo/a%20b", "/echo/a%20b"),
+        ("/echo/100%25", "/echo/100%25"),
+        ("/echo/caf%c3%a9", "/echo/caf%C3%A9"),
+        ("/echo/caf\u{e9}", "/echo/caf%C3%A9"),
+        ("/echo/\u{65e5}\u{672c}", "/echo/%E6%97%A5%E6%9C%AC"),
+        ("/echo/\u{C5}ngstr\u{F6}m", "/echo/%C3%85ngstr%C3%B6m"),
+        ("/echo/p:batchGet", "/echo/p:batchGet"),
+    ] {
+        let r = raw::get(h.addr, target, &[]).await;
+        assert_eq!(r.status, 200, "{target}: {}", r.body_text());
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("echo JSON");
+        assert_eq!(v["path"], seen, "{target}");
+    }
+}
