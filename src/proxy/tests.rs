@@ -326,14 +326,7 @@ async fn upgrade_echo_through_forward() {
     let gw = start_gateway(client_for(addr, Duration::from_secs(5))).await;
     let mut s = TcpStream::connect(gw).await.unwrap();
     s.write_all(WS_HANDSHAKE).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(PATIENCE, s.read(&mut byte)).await.unwrap().unwrap();
-        assert_eq!(n, 1, "gateway closed before the response head ended: {head:?}");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    let head = read_head(&mut s).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket\r\n"), "{head}");
     for msg in [&b"hello"[..], b"stepgate tunnel"] {
