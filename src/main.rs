@@ -79,6 +79,31 @@ enum UserAction {
     },
 }
 
+/// `println!` that never panics on a closed pipe (`stepgate check-config x | head -4`): the
+/// reader has gone, so the command stops quietly.
+macro_rules! out {
+    ($($t:tt)*) => { write_stdout(&format!($($t)*), true) };
+}
+
+/// `print!`, the same way.
+macro_rules! out_raw {
+    ($($t:tt)*) => { write_stdout(&format!($($t)*), false) };
+}
+
+fn write_stdout(text: &str, newline: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| if newline { stdout.write_all(b"\n") } else { Ok(()) })
+        .and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
@@ -108,7 +133,7 @@ fn real_main(cli: Cli) -> Result<()> {
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\r', '\n']);
             stepgate::authn::password::add_user(&file, &name, password).map_err(|e| anyhow!("{e}"))?;
-            println!("user '{name}' saved in {}", file.display());
+            out!("user '{name}' saved in {}", file.display());
             Ok(())
         }
         Command::Explain { method, url, user, ip, at, device } => {
@@ -125,7 +150,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 None => Default::default(),
             };
             let q = stepgate::risk::explain::Question { method, url, user, ip, at, device };
-            print!("{}", stepgate::risk::explain::explain(&cfg, &q, &history).map_err(|e| anyhow!(e))?);
+            out_raw!("{}", stepgate::risk::explain::explain(&cfg, &q, &history).map_err(|e| anyhow!(e))?);
             Ok(())
         }
         Command::Demo => runtime()?.block_on(demo(cli.listen.unwrap_or_else(|| "127.0.0.1:8080".into()))),
@@ -168,7 +193,7 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
 async fn read_history(cfg: &config::Config, user: &str) -> stepgate::risk::history::RiskHistory {
     if let config::StoreConfig::Embedded { path } = &cfg.store {
         if !path.exists() {
-            println!("history   none: the store file {} does not exist", path.display());
+            out!("history   none: the store file {} does not exist", path.display());
             return Default::default();
         }
     }
@@ -180,19 +205,15 @@ async fn read_history(cfg: &config::Config, user: &str) -> stepgate::risk::histo
     match tokio::time::timeout(std::time::Duration::from_secs(3), read).await {
         Ok(Ok(h)) => {
             let place = h.last_sighting.as_ref().and_then(|s| s.country.clone()).unwrap_or_else(|| "-".into());
-            println!(
-                "history   {} known device(s); last seen in {place}; countries {:?}",
-                h.devices.len(),
-                h.countries
-            );
+            out!("history   {} known device(s); last seen in {place}; countries {:?}", h.devices.len(), h.countries);
             h
         }
         Ok(Err(e)) => {
-            println!("history   unavailable ({e}); scored as a user with no history");
+            out!("history   unavailable ({e}); scored as a user with no history");
             Default::default()
         }
         Err(_) => {
-            println!("history   unavailable (the store did not answer in 3s); scored as a user with no history");
+            out!("history   unavailable (the store did not answer in 3s); scored as a user with no history");
             Default::default()
         }
     }
@@ -201,16 +222,16 @@ async fn read_history(cfg: &config::Config, user: &str) -> stepgate::risk::histo
 fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
     match config::load(path, overrides) {
         Ok(cfg) => {
-            println!("{}: ok", path.display());
-            println!("{}", cfg.routes.describe());
-            println!("{}", cfg.risk.describe());
+            out!("{}: ok", path.display());
+            out!("{}", cfg.routes.describe());
+            out!("{}", cfg.risk.describe());
             match &cfg.tls {
-                Some(t) => println!("tls: on ({}, {})", t.cert.display(), t.key.display()),
-                None => println!("tls: off (plain HTTP; terminate TLS in front, or set listen.tls_cert and tls_key)"),
+                Some(t) => out!("tls: on ({}, {})", t.cert.display(), t.key.display()),
+                None => out!("tls: off (plain HTTP; terminate TLS in front, or set listen.tls_cert and tls_key)"),
             }
             match &cfg.webauthn {
-                Some(w) => println!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name),
-                None => println!("webauthn: off"),
+                Some(w) => out!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name),
+                None => out!("webauthn: off"),
             }
             Ok(())
         }
@@ -307,11 +328,11 @@ async fn demo(listen: String) -> Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let store = server::open_store(&cfg, &clock).map_err(|e| anyhow!(e))?;
     let running = server::start(cfg, store, clock).await.map_err(|e| anyhow!(e))?;
-    println!("stepgate demo is running: http://localhost:{}/", running.addr.port());
-    println!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD);
-    println!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)");
-    println!("  config: {}   (deleted on exit)", config.display());
-    println!("  press Ctrl-C to stop");
+    out!("stepgate demo is running: http://localhost:{}/", running.addr.port());
+    out!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD);
+    out!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)");
+    out!("  config: {}   (deleted on exit)", config.display());
+    out!("  press Ctrl-C to stop");
     server::shutdown_signal().await;
     running.shutdown().await;
     app.shutdown();
@@ -321,7 +342,7 @@ async fn demo(listen: String) -> Result<()> {
 async fn demo_app(listen: String) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let app = stepgate::demo_app::start(listener).await;
-    println!("demo app listening on http://{}", app.addr);
+    out!("demo app listening on http://{}", app.addr);
     server::shutdown_signal().await;
     app.shutdown();
     Ok(())

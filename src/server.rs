@@ -176,11 +176,12 @@ pub fn reload(state: &AppState, path: &Path, overrides: &Overrides) {
 pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Path, overrides: &Overrides) {
     let built = config::load(path, overrides).map_err(|e| e.to_string()).and_then(|cfg| {
         if let Some(old) = states.first().map(|s| s.live()) {
-            if cfg.listen != old.config.listen
-                || cfg.workers != old.config.workers
-                || cfg.header_timeout != old.config.header_timeout
-            {
-                tracing::warn!("listen.address, listen.workers or listen.header_timeout changed: a restart is needed for that part to apply");
+            let keys = restart_needed(&old.config, &cfg);
+            if !keys.is_empty() {
+                tracing::warn!(
+                    keys = %keys.join(", "),
+                    "config changed keys that need a restart: they keep their old values until then; the rest applies now"
+                );
             }
         }
         states.iter().map(|_| Live::new(cfg.clone())).collect::<Result<Vec<Live>, String>>()
@@ -196,6 +197,26 @@ pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Pat
             tracing::error!(config = %path.display(), error = %e, "config reload refused; keeping the last good config")
         }
     }
+}
+
+/// The keys that differ between `old` and `new` but are only read at start-up (listeners,
+/// serving threads, the store): a reload cannot apply them.
+pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.listen != new.listen {
+        keys.push("listen.address");
+    }
+    if old.workers != new.workers {
+        keys.push("listen.workers");
+    }
+    if old.header_timeout != new.header_timeout {
+        keys.push("listen.header_timeout");
+    }
+    // Compared, never logged: a Redis URL may carry a password.
+    if format!("{:?}", old.store) != format!("{:?}", new.store) {
+        keys.push("store.*");
+    }
+    keys
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.

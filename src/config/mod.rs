@@ -106,15 +106,72 @@ pub struct Totp {
     pub failure_window: Duration,
 }
 
-/// Parses a duration such as "30s", "5m", "12h", "1d".
+/// The duration units a config accepts, lower case only: `5M` is not five months here, nor five
+/// minutes; it is an error.
+pub const DURATION_UNITS: &str = "ms, s, m, h, d";
+
+/// Parses a duration such as "30s", "5m", "12h", "1d" or "1h30m": whole numbers, each followed
+/// by one of [`DURATION_UNITS`]. Anything else is an error naming the key and the units.
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    let d = humantime::parse_duration(value.trim()).map_err(|e| {
-        ConfigError::new(key, format!("'{value}' is not a duration ({e}); write e.g. \"30s\", \"5m\", \"12h\""))
-    })?;
-    if d.is_zero() {
+    let bad = || {
+        ConfigError::new(
+            key,
+            format!(
+                "'{value}' is not a duration: write a whole number and a unit ({DURATION_UNITS}, lower case), e.g. \"30s\", \"5m\", \"12h\", \"1d\""
+            ),
+        )
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = value.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let letters = rest[digits..].bytes().take_while(u8::is_ascii_alphabetic).count();
+        if digits == 0 || letters == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit = match &rest[digits..digits + letters] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            _ => return Err(bad()),
+        };
+        let part = u32::try_from(n).ok().and_then(|n| unit.checked_mul(n)).ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = &rest[digits + letters..];
+    }
+    if total.is_zero() {
         return Err(ConfigError::new(key, "must be longer than zero"));
     }
-    Ok(d)
+    Ok(total)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn only_lower_case_units_an_operator_means() {
+        for (text, secs) in
+            [("30s", 30), ("5m", 300), ("12h", 43_200), ("1d", 86_400), ("400d", 34_560_000), ("1h30m", 5400)]
+        {
+            assert_eq!(parse_duration("k", text).unwrap(), Duration::from_secs(secs), "{text}");
+        }
+        assert_eq!(parse_duration("k", "300ms").unwrap(), Duration::from_millis(300));
+        for text in
+            ["5M", "5 months", "1y", "5mo", "300", "5min", "1H", "5S", "1w", "1.5h", "-5m", "5 m", "m", "", "1h 30m"]
+        {
+            let e = parse_duration("rule 'x'.max_age", text).unwrap_err();
+            assert_eq!(e.key, "rule 'x'.max_age");
+            assert!(e.reason.contains("ms, s, m, h, d"), "{text}: {e}");
+        }
+        assert!(parse_duration("k", "0s").unwrap_err().reason.contains("longer than zero"));
+    }
 }
 
 /// Where to find the config and what the command line overrides.
@@ -133,7 +190,8 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
 }
 
 pub fn parse(text: &str, base: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
-    let mut raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+    let mut raw: RawConfig =
+        toml::from_str(text).map_err(|e| structure_error(text).unwrap_or_else(|| toml_error(text, &e)))?;
     if let Some(l) = &overrides.listen {
         raw.listen.address = l.clone();
     }
@@ -141,6 +199,35 @@ pub fn parse(text: &str, base: &Path, overrides: &Overrides) -> Result<Config, C
         raw.upstream.url = u.clone();
     }
     validate(raw, base)
+}
+
+/// The sections a config must have, and what to write when one is missing.
+const REQUIRED_SECTIONS: [(&str, &str); 4] = [
+    ("listen", "[listen]\naddress = \"0.0.0.0:8080\"\npublic_url = \"https://app.example.com\""),
+    ("upstream", "[upstream]\nurl = \"http://127.0.0.1:3000\""),
+    ("sessions", "[sessions]\nsecret_key = \"...\"  # openssl rand -hex 32, or STEPGATE_SECRET_KEY"),
+    ("default", "[default]\nrequire = \"aal1\"  # what requests no [[rule]] matches need"),
+];
+
+/// Mistakes in the file's shape that serde reports in its own words ("missing field", "invalid
+/// type: map, expected a sequence" at line 1): said instead as what to write.
+fn structure_error(text: &str) -> Option<ConfigError> {
+    let table: toml::Table = text.parse().ok()?;
+    if table.get("rule").is_some_and(|r| r.is_table()) {
+        return Some(ConfigError::new(
+            "rule",
+            "written as [rule]; write [[rule]] (two brackets): each rule is one [[rule]] table in a list, tried in order",
+        ));
+    }
+    if table.get("default").is_some_and(|d| d.is_array()) {
+        return Some(ConfigError::new(
+            "default",
+            "written as [[default]]; write [default] (one bracket): there is one default",
+        ));
+    }
+    REQUIRED_SECTIONS.iter().find(|(name, _)| !table.contains_key(*name)).map(|(name, example)| {
+        ConfigError::new(format!("[{name}]"), format!("missing: the config needs this section, e.g.\n{example}"))
+    })
 }
 
 fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
@@ -209,7 +296,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         max_failures: positive("totp.max_failures", raw.totp.max_failures)?,
         failure_window: parse_duration("totp.failure_window", &raw.totp.failure_window)?,
     };
-    let routes = RouteTable::build(&raw.rules, &raw.default, raw.routes.case_sensitive)?;
+    let routes =
+        RouteTable::build_with(&raw.rules, &raw.default, raw.routes.case_sensitive, &raw.routes.extension_methods)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
     let webauthn = webauthn::parse(raw.webauthn.as_ref(), &public)?;
     let workers = match raw.listen.workers {

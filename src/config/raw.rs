@@ -170,6 +170,9 @@ impl Default for RawTotp {
 pub struct RawRoutes {
     #[serde(default)]
     pub case_sensitive: bool,
+    /// Methods beyond the standard ones that rules may name (e.g. WebDAV's `PROPFIND`).
+    #[serde(default)]
+    pub extension_methods: Vec<String>,
 }
 
 /// One `[[rule]]`.

@@ -92,6 +92,26 @@ pub struct RuleRisk {
 }
 
 fn parse_rule_risk(prefix: &str, raw: &RawRule) -> Result<RuleRisk, ConfigError> {
+    // A public rule is never scored (it needs nobody, and scoring costs a store read), so a
+    // time window or a threshold on it would pass silently and never act.
+    if raw.require.as_deref().map(str::trim) == Some("none") && raw.action.as_deref() != Some("deny") {
+        let set = [
+            ("hours", raw.hours.is_some()),
+            ("days", raw.days.is_some()),
+            ("time_zone", raw.time_zone.is_some()),
+            ("outside_hours", raw.outside_hours.is_some()),
+            ("step_up_at", raw.step_up_at.is_some()),
+            ("deny_at", raw.deny_at.is_some()),
+        ];
+        if let Some((k, _)) = set.iter().find(|(_, on)| *on) {
+            return Err(ConfigError::new(
+                format!("{prefix}{k}"),
+                "never applies with require = \"none\": requests on a public route are not scored. \
+                 Use require = \"aal1\" (or higher) for the time window or threshold to act, \
+                 action = \"deny\" to block the route, or remove the key",
+            ));
+        }
+    }
     let window = parse_window(
         prefix,
         raw.hours.as_deref(),
@@ -342,7 +362,32 @@ fn methods_cover(a: Option<&[String]>, b: Option<&[String]>) -> bool {
     }
 }
 
-fn parse_methods(key: &str, raw: &[String]) -> Result<Vec<String>, ConfigError> {
+/// The methods a rule may name without declaring them: RFC 9110's and PATCH (RFC 5789).
+pub const STANDARD_METHODS: [&str; 9] =
+    ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+
+/// Checks `routes.extension_methods`: each a valid method token, upper case, not a standard one.
+fn parse_extension_methods(raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    let key = "routes.extension_methods";
+    let mut out = Vec::new();
+    for m in raw {
+        let m = m.trim();
+        if m.is_empty() || http::Method::from_bytes(m.as_bytes()).is_err() || m.bytes().any(|b| b.is_ascii_lowercase())
+        {
+            return Err(ConfigError::new(
+                key,
+                format!("'{m}' is not an upper-case HTTP method token, e.g. \"PROPFIND\""),
+            ));
+        }
+        if STANDARD_METHODS.contains(&m) {
+            return Err(ConfigError::new(key, format!("'{m}' is a standard method; list only extension methods here")));
+        }
+        out.push(m.to_string());
+    }
+    Ok(out)
+}
+
+fn parse_methods(key: &str, raw: &[String], extensions: &[String]) -> Result<Vec<String>, ConfigError> {
     if raw.is_empty() {
         return Err(ConfigError::new(
             key,
@@ -352,8 +397,14 @@ fn parse_methods(key: &str, raw: &[String]) -> Result<Vec<String>, ConfigError> 
     let mut out: Vec<String> = Vec::new();
     for m in raw {
         let up = m.trim().to_ascii_uppercase();
-        if up.is_empty() || http::Method::from_bytes(up.as_bytes()).is_err() {
-            return Err(ConfigError::new(key, format!("'{m}' is not an HTTP method")));
+        if !STANDARD_METHODS.contains(&up.as_str()) && !extensions.contains(&up) {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "'{m}' is not an HTTP method: use {}; an extension method (e.g. WebDAV's PROPFIND) must be listed in routes.extension_methods first",
+                    STANDARD_METHODS.join(", ")
+                ),
+            ));
         }
         if !out.contains(&up) {
             out.push(up);
@@ -463,6 +514,17 @@ pub struct RouteTable {
 
 impl RouteTable {
     pub fn build(rules: &[RawRule], default: &RawDefaultRule, case_sensitive: bool) -> Result<RouteTable, ConfigError> {
+        RouteTable::build_with(rules, default, case_sensitive, &[])
+    }
+
+    /// `build`, with the extension methods rules may name (`routes.extension_methods`).
+    pub fn build_with(
+        rules: &[RawRule],
+        default: &RawDefaultRule,
+        case_sensitive: bool,
+        extension_methods: &[String],
+    ) -> Result<RouteTable, ConfigError> {
+        let extensions = parse_extension_methods(extension_methods)?;
         let mut built: Vec<Rule> = Vec::with_capacity(rules.len());
         let mut names: HashSet<&str> = HashSet::new();
         for (n, raw) in rules.iter().enumerate() {
@@ -476,7 +538,11 @@ impl RouteTable {
             }
             let host = raw.host.as_deref().map(|h| parse_host_glob(&format!("{prefix}host"), h)).transpose()?;
             let path = PathPattern::parse(&format!("{prefix}path"), &raw.path)?;
-            let methods = raw.methods.as_deref().map(|m| parse_methods(&format!("{prefix}methods"), m)).transpose()?;
+            let methods = raw
+                .methods
+                .as_deref()
+                .map(|m| parse_methods(&format!("{prefix}methods"), m, &extensions))
+                .transpose()?;
             let action = parse_action(
                 &prefix,
                 raw.action.as_deref(),

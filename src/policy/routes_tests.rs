@@ -340,7 +340,7 @@ fn errors_name_the_rule_and_key() {
         let e = build_err(&[raw]);
         assert_eq!(e.key, key, "{e}");
         if !reason.is_empty() {
-            assert_eq!(e.reason, reason, "{e}");
+            assert!(e.reason.starts_with(reason), "{e}");
         }
     }
 }
@@ -488,4 +488,48 @@ fn describe_lists_rules_in_order_then_default() {
     assert_eq!(at(lines[0]), at(lines[1]));
     assert_eq!(at(lines[1]), at(lines[2]));
     assert_eq!(at(lines[2]), at(lines[3]));
+}
+
+#[test]
+fn unknown_methods_are_refused_and_extension_methods_must_be_declared() {
+    let err = |r: RawRule, ext: &[String]| RouteTable::build_with(&[r], &default_none(), false, ext).unwrap_err();
+    for bad in ["PSOT", "GETT", "PROPFIND", "FOO"] {
+        let e = err(with_methods(rule("x", "/a", "aal1"), &[bad]), &[]);
+        assert_eq!(e.key, "rule 'x'.methods");
+        assert!(e.reason.contains(&format!("'{bad}' is not an HTTP method")), "{e}");
+        assert!(e.reason.contains("routes.extension_methods"), "{e}");
+    }
+    let ext = vec!["PROPFIND".to_string(), "MKCOL".to_string()];
+    let t = RouteTable::build_with(
+        &[with_methods(rule("dav", "/dav/**", "aal2"), &["PROPFIND", "post"])],
+        &default_none(),
+        false,
+        &ext,
+    )
+    .unwrap();
+    assert_eq!(t.rules[0].methods().unwrap(), ["PROPFIND", "POST"]);
+    for bad_ext in ["propfind", "GET", "BAD METHOD", ""] {
+        let e = RouteTable::build_with(&[], &default_none(), false, &[bad_ext.to_string()]).unwrap_err();
+        assert_eq!(e.key, "routes.extension_methods", "{bad_ext}");
+    }
+}
+
+#[test]
+fn time_windows_and_thresholds_on_public_rules_are_refused() {
+    let public = || rule("open", "/open/**", "none");
+    let cases: [(RawRule, &str); 5] = [
+        (RawRule { hours: Some("08:00-18:00".into()), ..public() }, "hours"),
+        (RawRule { days: Some(vec!["mon".into()]), ..public() }, "days"),
+        (RawRule { hours: Some("08:00-18:00".into()), outside_hours: Some("deny".into()), ..public() }, "hours"),
+        (RawRule { deny_at: Some(50), ..public() }, "deny_at"),
+        (RawRule { step_up_at: Some(20), ..public() }, "step_up_at"),
+    ];
+    for (r, key) in cases {
+        let e = RouteTable::build(&[r], &default_none(), false).unwrap_err();
+        assert_eq!(e.key, format!("rule 'open'.{key}"));
+        assert!(e.reason.contains("not scored") && e.reason.contains("aal1"), "{e}");
+    }
+    // The same keys on a protected rule are fine.
+    let ok = RawRule { hours: Some("08:00-18:00".into()), deny_at: Some(50), ..rule("p", "/p", "aal1") };
+    assert!(RouteTable::build(&[ok], &default_none(), false).is_ok());
 }

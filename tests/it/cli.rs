@@ -196,7 +196,9 @@ async fn the_binary_serves_on_several_threads_alone_reloads_them_all_audits_and_
         assert_eq!(Client::new(addr).get("/public/x").await.status, StatusCode::OK);
         assert_eq!(Client::new(addr).get("/account").await.status, StatusCode::UNAUTHORIZED);
     }
-    std::fs::write(&path, config("action = \"deny\"")).unwrap();
+    // The reload also changes a key that needs a restart: the log must say so.
+    let reloaded = config("action = \"deny\"").replace("workers = 3\n", "workers = 3\nheader_timeout = \"20s\"\n");
+    std::fs::write(&path, reloaded).unwrap();
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     let mut denied_in_a_row = 0;
@@ -219,6 +221,7 @@ async fn the_binary_serves_on_several_threads_alone_reloads_them_all_audits_and_
     use tokio::io::AsyncReadExt;
     child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
     assert!(log.contains("\"workers\":3") && log.contains("config reloaded"), "{log}");
+    assert!(log.contains("need a restart") && log.contains("listen.header_timeout"), "{log}");
     let refused = log.lines().filter(|l| l.contains("\"target\":\"audit\"") && l.contains("\"decision\":\"signin\""));
     assert_eq!(refused.count(), 30, "one audit record per refused /account request, flushed at exit");
 }
@@ -235,4 +238,88 @@ fn the_compose_deployment_config_passes_check_config() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("transfer") && stdout.contains("require aal2 max_age 5m"), "{stdout}");
+}
+
+/// A config text with `rules` in place of the rule section.
+fn config_with(dir: &Path, rules: &str) -> String {
+    let text = format!(
+        "[listen]\naddress = \"127.0.0.1:0\"\npublic_url = \"https://app.example\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n\
+         [sessions]\nsecret_key = \"{}\"\n{rules}",
+        "ab".repeat(32)
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Mistakes that used to pass silently, or were reported in serde's words: each names the
+/// key and says what to write.
+#[test]
+fn config_mistakes_name_the_key_and_what_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |extra: &str| format!("[[rule]]\nname = \"x\"\npath = \"/x\"\n{extra}\n[default]\nrequire = \"aal1\"\n");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (rule("require = \"aal2\"\nmax_age = \"5M\""), "rule 'x'.max_age", "ms, s, m, h, d"),
+        (rule("require = \"aal2\"\nmax_age = \"1y\""), "rule 'x'.max_age", "lower case"),
+        (rule("require = \"aal2\"\nmax_age = \"5 minutes\""), "rule 'x'.max_age", "e.g. \"30s\""),
+        (rule("require = \"aal2\"\nmethods = [\"PSOT\"]"), "rule 'x'.methods", "'PSOT' is not an HTTP method"),
+        (rule("require = \"aal2\"\nmethods = [\"PROPFIND\"]"), "rule 'x'.methods", "routes.extension_methods"),
+        (rule("require = \"none\"\nhours = \"08:00-18:00\"\noutside_hours = \"deny\""), "rule 'x'.hours", "not scored"),
+        (rule("require = \"none\"\ndeny_at = 50"), "rule 'x'.deny_at", "not scored"),
+        ("[[rule]]\nname = \"x\"\npath = \"/x\"\nrequire = \"aal1\"\n".into(), "[default]", "[default]\nrequire"),
+        (
+            "[rule]\nname = \"x\"\npath = \"/x\"\nrequire = \"aal1\"\n[default]\nrequire = \"aal1\"\n".into(),
+            "rule",
+            "write [[rule]]",
+        ),
+        (
+            format!("[sessions.x]\n{}", rule("require = \"aal1\""))
+                .replace("[sessions.x]\n", "")
+                .replace("[default]", "[[default]]"),
+            "default",
+            "write [default]",
+        ),
+    ];
+    for (rules, key, says) in cases {
+        let cfg = config_with(dir.path(), &rules);
+        let (ok, out, err) = stepgate(&["check-config", &cfg]);
+        assert!(!ok, "accepted:\n{rules}\n{out}");
+        assert!(err.contains(key) && err.contains(says), "{rules}\nthe error names {key} and says {says:?}: {err}");
+        assert!(!err.contains("line 1"), "{err}");
+    }
+    // Declared extension methods are accepted.
+    let ok = format!(
+        "[routes]\nextension_methods = [\"PROPFIND\"]\n{}",
+        rule("require = \"aal2\"\nmethods = [\"PROPFIND\"]")
+    );
+    let (accepted, out, err) = stepgate(&["check-config", &config_with(dir.path(), &ok)]);
+    assert!(accepted, "{out}{err}");
+    assert!(out.contains("PROPFIND"), "{out}");
+}
+
+/// `stepgate check-config x.toml | head -1`: the reader goes away early; no panic, no backtrace.
+#[test]
+fn no_command_panics_on_a_closed_pipe() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = root.join("config.toml").display().to_string();
+    let commands: [Vec<&str>; 3] = [
+        vec!["check-config", &config],
+        vec!["--config", &config, "explain", "--url", "https://app.example/transfer", "--method", "POST"],
+        vec!["--config", &config, "check-config"],
+    ];
+    for args in commands {
+        // The reader has gone before the command writes a byte, as with a `head` that is done.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert!(out.status.code().is_some(), "{args:?}: killed by a signal: {:?}", out.status);
+    }
 }
