@@ -135,6 +135,27 @@ async fn a_lasting_fault_reopens_with_backoff_not_per_request() {
     assert_eq!(store.get_factors("alice").await.unwrap(), factors("y"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_where_some_writes_fit_still_backs_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, full, opens) = flaky_store(&dir.path().join("store.redb"));
+    // Two seconds of a write that fits, then one that fails: the successes after each reopen
+    // must not reset the wait, or every failure would reopen at once (8 times in 2 s).
+    let (started, mut ok) = (Instant::now(), 0);
+    while started.elapsed() < Duration::from_secs(2) {
+        full.store(false, Ordering::SeqCst);
+        ok += usize::from(store.put_factors("alice", &factors("fits")).await.is_ok());
+        full.store(true, Ordering::SeqCst);
+        assert!(store.put_factors("alice", &factors("x")).await.is_err());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let reopened = opens.load(Ordering::SeqCst) - 1;
+    assert!((1..=4).contains(&reopened), "{reopened} reopens");
+    assert!(ok >= 2, "writes fit after each reopen: {ok}");
+    full.store(false, Ordering::SeqCst);
+    until_ready(&store, handle::MAX_BACKOFF + Duration::from_secs(2)).await.expect("healed");
+}
+
 fn proof() -> crate::policy::level::Proof {
     use crate::policy::level::{AuthMethod, Level, Proof};
     Proof { method: AuthMethod::Password, level: Level::Aal1, auth_time: T }

@@ -6,7 +6,9 @@
 //! on it any more) and opens the file again, which also repairs it from its last commit. A
 //! failed reopen, or a reopened database that fails again, waits twice as long before the next
 //! try (up to `MAX_BACKOFF`), so a lasting fault costs a reopen every few seconds at most, never
-//! one per request. A successful write resets the wait.
+//! one per request. The wait starts small again only after `QUIET` without an I/O error: on a
+//! nearly full disk some writes still fit and others fail, and those successes must not make
+//! every failure reopen at once.
 
 use super::{create_tables, Fault};
 use crate::store::StoreError;
@@ -21,6 +23,8 @@ pub(super) type Opener = Box<dyn Fn(&Path) -> Result<Database, DatabaseError> + 
 /// The first wait before reopening, and the longest.
 pub(super) const MIN_BACKOFF: Duration = Duration::from_millis(250);
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long without an I/O error before the wait starts from `MIN_BACKOFF` again.
+const QUIET: Duration = Duration::from_secs(60);
 /// How soon to look again when operations still run on the failed database.
 const BUSY_RETRY: Duration = Duration::from_millis(20);
 
@@ -37,6 +41,10 @@ struct State {
     reopen_at: Option<Instant>,
     /// The wait before the next reopen.
     backoff: Duration,
+    /// When the last I/O error happened.
+    last_fault: Option<Instant>,
+    /// Reopened, and no write has succeeded since.
+    reopened: bool,
 }
 
 /// Whether an operation only read, or also wrote.
@@ -50,7 +58,8 @@ impl Handle {
     /// Opens the file once; an error here is a startup error, reported as it is.
     pub fn open(path: &Path, opener: Opener) -> Result<Handle, StoreError> {
         let db = open_db(path, &opener)?;
-        let state = State { db: Some(Arc::new(db)), reopen_at: None, backoff: MIN_BACKOFF };
+        let state =
+            State { db: Some(Arc::new(db)), reopen_at: None, backoff: MIN_BACKOFF, last_fault: None, reopened: false };
         Ok(Handle { path: path.to_path_buf(), opener, state: Mutex::new(state) })
     }
 
@@ -109,6 +118,7 @@ impl Handle {
                 tracing::warn!(path = %self.path.display(), "store file opened again after an I/O error");
                 st.db = Some(Arc::new(db));
                 st.reopen_at = None;
+                st.reopened = true;
             }
             Err(e) => {
                 tracing::error!(
@@ -116,6 +126,7 @@ impl Handle {
                     "store file could not be opened again"
                 );
                 st.reopen_at = Some(now + wait);
+                st.last_fault = Some(now);
             }
         }
     }
@@ -123,20 +134,25 @@ impl Handle {
     fn io_failed(&self, error: &StoreError) {
         let mut st = self.lock();
         if st.reopen_at.is_none() {
+            let now = Instant::now();
+            if st.last_fault.is_some_and(|t| now.duration_since(t) >= QUIET) {
+                st.backoff = MIN_BACKOFF;
+            }
+            st.last_fault = Some(now);
             let wait = st.backoff;
             tracing::error!(
                 path = %self.path.display(), error = %error, reopen_in = ?wait,
                 "store I/O error: writes fail until the file is opened again"
             );
-            st.reopen_at = Some(Instant::now() + wait);
+            st.reopen_at = Some(now + wait);
         }
     }
 
     fn wrote(&self) {
         let mut st = self.lock();
-        if st.reopen_at.is_none() && st.backoff != MIN_BACKOFF {
+        if st.reopened {
             tracing::info!(path = %self.path.display(), "store writes succeed again");
-            st.backoff = MIN_BACKOFF;
+            st.reopened = false;
         }
     }
 }
