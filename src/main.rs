@@ -326,8 +326,9 @@ async fn demo(listen: String) -> Result<()> {
         stepgate::demo::prepare(dir.path(), &listen, &format!("http://{}", app.addr)).map_err(|e| anyhow!(e))?;
     let cfg = config::load(&config, &Overrides::default()).map_err(|e| anyhow!("{e}"))?;
     let clock: SharedClock = Arc::new(SystemClock);
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| demo_bind_error(&listen, e))?;
     let store = server::open_store(&cfg, &clock).map_err(|e| anyhow!(e))?;
-    let running = server::start(cfg, store, clock).await.map_err(|e| anyhow!(e))?;
+    let running = server::start_on(listener, cfg, store, clock).await.map_err(|e| anyhow!(e))?;
     out!("stepgate demo is running: http://localhost:{}/", running.addr.port());
     out!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD);
     out!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)");
@@ -337,6 +338,18 @@ async fn demo(listen: String) -> Result<()> {
     running.shutdown().await;
     app.shutdown();
     Ok(())
+}
+
+/// Why the demo could not listen, and how to pick another address.
+fn demo_bind_error(listen: &str, e: std::io::Error) -> anyhow::Error {
+    let port = listen.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(8080);
+    let other = format!("127.0.0.1:{}", port.checked_add(1).unwrap_or(8081));
+    let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!("{listen} is already in use (another program listens there)")
+    } else {
+        format!("cannot listen on {listen}: {e}")
+    };
+    anyhow!("{why}; pick another address with --listen, e.g. `stepgate demo --listen {other}`")
 }
 
 async fn demo_app(listen: String) -> Result<()> {

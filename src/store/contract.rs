@@ -40,6 +40,7 @@ impl Keys {
 pub(crate) async fn run_contract(store: SharedStore) {
     let keys = Keys::new();
     // First, while the store holds nothing else that can expire.
+    ready(&store).await;
     sweep(&store, &keys).await;
     sessions(&store, &keys).await;
     factors(&store, &keys).await;
@@ -49,6 +50,13 @@ pub(crate) async fn run_contract(store: SharedStore) {
     ephemeral(&store, &keys).await;
     high_water(&store, &keys).await;
     counters(&store, &keys).await;
+}
+
+/// The readiness probe writes and reads back, and leaves nothing behind.
+async fn ready(store: &SharedStore) {
+    store.ready(at(0)).await.unwrap();
+    store.ready(at(1)).await.unwrap();
+    assert_eq!(store.sweep(at(3600)).await.unwrap(), 0, "no probe record is left behind");
 }
 
 async fn sessions(store: &SharedStore, keys: &Keys) {

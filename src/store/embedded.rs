@@ -7,6 +7,7 @@ use crate::risk::history::RiskHistory;
 use crate::session::Session;
 use crate::store::{Factors, Store, StoreError};
 use async_trait::async_trait;
+use handle::{Handle, Op, Opener};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +29,7 @@ const HIGH_WATER: TableDefinition<&str, u64> = TableDefinition::new("high_water_
 const COUNTERS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("counters_v1");
 
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     path: PathBuf,
     /// Sessions read on the hot path, kept in memory. Coherent because only this process can
     /// open the file (redb locks it) and every session write goes through this struct.
@@ -87,15 +88,50 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
-fn err(e: impl Into<redb::Error>) -> StoreError {
+/// A failed operation inside a transaction; `io` when redb met an I/O error, after which it
+/// refuses writes until the file is opened again (see `handle.rs`).
+pub(super) struct Fault {
+    error: StoreError,
+    io: bool,
+}
+
+impl From<StoreError> for Fault {
+    fn from(error: StoreError) -> Fault {
+        Fault { error, io: false }
+    }
+}
+
+impl From<Fault> for StoreError {
+    fn from(f: Fault) -> StoreError {
+        f.error
+    }
+}
+
+fn err(e: impl Into<redb::Error>) -> Fault {
     match e.into() {
         e @ (redb::Error::Corrupted(_)
         | redb::Error::TableTypeMismatch { .. }
         | redb::Error::TypeDefinitionChanged { .. }
         | redb::Error::TableIsMultimap(_)
-        | redb::Error::UpgradeRequired(_)) => StoreError::Corrupt(e.to_string()),
-        e => StoreError::Unavailable(e.to_string()),
+        | redb::Error::UpgradeRequired(_)) => StoreError::Corrupt(e.to_string()).into(),
+        e @ (redb::Error::Io(_) | redb::Error::PreviousIo) => {
+            Fault { error: StoreError::Unavailable(e.to_string()), io: true }
+        }
+        e => StoreError::Unavailable(e.to_string()).into(),
     }
+}
+
+/// Creates every table up front, so readers never meet a missing one.
+pub(super) fn create_tables(db: &Database) -> Result<(), Fault> {
+    let txn = db.begin_write().map_err(err)?;
+    txn.open_table(SESSIONS).map_err(err)?;
+    txn.open_table(FACTORS).map_err(err)?;
+    txn.open_table(RISK_HISTORY).map_err(err)?;
+    txn.open_table(CREDENTIALS).map_err(err)?;
+    txn.open_table(EPHEMERAL).map_err(err)?;
+    txn.open_table(HIGH_WATER).map_err(err)?;
+    txn.open_table(COUNTERS).map_err(err)?;
+    txn.commit().map_err(err)
 }
 
 fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
@@ -110,28 +146,17 @@ fn expired(expires_at: u64, now: UnixTime) -> bool {
 impl EmbeddedStore {
     /// Opens (or creates) the store file, creating its directory if missing.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        EmbeddedStore::open_with(path, Box::new(|p: &Path| Database::create(p)))
+    }
+
+    /// Opens the store with `opener`, which is also used to open the file again after an I/O error.
+    fn open_with(path: &Path, opener: Opener) -> Result<EmbeddedStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create directory {}: {e}", dir.display())))?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
-                "store file {} is already open (is another stepgate running with it?)",
-                path.display()
-            )),
-            e => StoreError::Unavailable(format!("cannot open store file {}: {e}", path.display())),
-        })?;
-        // Create every table up front, so readers never meet a missing one.
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(SESSIONS).map_err(err)?;
-        txn.open_table(FACTORS).map_err(err)?;
-        txn.open_table(RISK_HISTORY).map_err(err)?;
-        txn.open_table(CREDENTIALS).map_err(err)?;
-        txn.open_table(EPHEMERAL).map_err(err)?;
-        txn.open_table(HIGH_WATER).map_err(err)?;
-        txn.open_table(COUNTERS).map_err(err)?;
-        txn.commit().map_err(err)?;
-        Ok(EmbeddedStore { db: Arc::new(db), path: path.to_path_buf(), sessions: SessionCache::default() })
+        let db = Arc::new(Handle::open(path, opener)?);
+        Ok(EmbeddedStore { db, path: path.to_path_buf(), sessions: SessionCache::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -154,13 +179,31 @@ impl EmbeddedStore {
         })
     }
 
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs a read-only operation on tokio's blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Database) -> Result<T, Fault> + Send + 'static,
+    {
+        self.run(Op::Read, f).await
+    }
+
+    /// Runs an operation that writes on tokio's blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, Fault> + Send + 'static,
+    {
+        self.run(Op::Write, f).await
+    }
+
+    async fn run<T, F>(&self, op: Op, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, Fault> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
+        tokio::task::spawn_blocking(move || db.run(op, f))
             .await
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
@@ -176,7 +219,7 @@ impl Store for EmbeddedStore {
         let generation = self.sessions.generation();
         let key = key.to_string();
         let found = self
-            .run(move |db| {
+            .read(move |db| {
                 let txn = db.begin_read().map_err(err)?;
                 let table = txn.open_table(SESSIONS).map_err(err)?;
                 let Some(guard) = table.get(key.as_str()).map_err(err)? else {
@@ -202,7 +245,7 @@ impl Store for EmbeddedStore {
         // Forget the cached copy first: a failed write must not leave a stale one behind.
         self.sessions.remove(&key);
         let cache_key = key.clone();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(SESSIONS).map_err(err)?;
@@ -221,7 +264,7 @@ impl Store for EmbeddedStore {
         self.sessions.remove(key);
         let cache_key = key.to_string();
         let key = key.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(SESSIONS).map_err(err)?;
@@ -237,11 +280,11 @@ impl Store for EmbeddedStore {
 
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
         let user = user.to_string();
-        self.run(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let table = txn.open_table(FACTORS).map_err(err)?;
             match table.get(user.as_str()).map_err(err)? {
-                Some(guard) => serde_json::from_slice(guard.value()).map_err(|e| corrupt("factors", e)),
+                Some(guard) => Ok(serde_json::from_slice(guard.value()).map_err(|e| corrupt("factors", e))?),
                 None => Ok(Factors::default()),
             }
         })
@@ -251,7 +294,7 @@ impl Store for EmbeddedStore {
     async fn put_factors(&self, user: &str, factors: &Factors) -> Result<(), StoreError> {
         let user = user.to_string();
         let json = serde_json::to_vec(factors).map_err(|e| corrupt("factors", e))?;
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(FACTORS).map_err(err)?;
@@ -264,7 +307,7 @@ impl Store for EmbeddedStore {
 
     async fn claim_credential(&self, credential_id: &str, user: &str) -> Result<bool, StoreError> {
         let (id, user) = (credential_id.to_string(), user.to_string());
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             let mine = {
                 let mut table = txn.open_table(CREDENTIALS).map_err(err)?;
@@ -285,7 +328,7 @@ impl Store for EmbeddedStore {
 
     async fn release_credential(&self, credential_id: &str) -> Result<(), StoreError> {
         let id = credential_id.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(CREDENTIALS).map_err(err)?;
@@ -298,11 +341,11 @@ impl Store for EmbeddedStore {
 
     async fn get_risk_history(&self, user: &str) -> Result<RiskHistory, StoreError> {
         let user = user.to_string();
-        self.run(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let table = txn.open_table(RISK_HISTORY).map_err(err)?;
             match table.get(user.as_str()).map_err(err)? {
-                Some(guard) => serde_json::from_slice(guard.value()).map_err(|e| corrupt("risk history", e)),
+                Some(guard) => Ok(serde_json::from_slice(guard.value()).map_err(|e| corrupt("risk history", e))?),
                 None => Ok(RiskHistory::default()),
             }
         })
@@ -312,7 +355,7 @@ impl Store for EmbeddedStore {
     async fn put_risk_history(&self, user: &str, history: &RiskHistory) -> Result<(), StoreError> {
         let user = user.to_string();
         let json = serde_json::to_vec(history).map_err(|e| corrupt("risk history", e))?;
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(RISK_HISTORY).map_err(err)?;
@@ -326,7 +369,7 @@ impl Store for EmbeddedStore {
     async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
         let hash = hash.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             let taken = {
                 let mut table = txn.open_table(FACTORS).map_err(err)?;
@@ -357,7 +400,7 @@ impl Store for EmbeddedStore {
     async fn put_ephemeral(&self, key: &str, value: &[u8], expires_at: UnixTime) -> Result<(), StoreError> {
         let key = key.to_string();
         let value = value.to_vec();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(EPHEMERAL).map_err(err)?;
@@ -370,7 +413,7 @@ impl Store for EmbeddedStore {
 
     async fn take_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             let taken = {
                 let mut table = txn.open_table(EPHEMERAL).map_err(err)?;
@@ -389,7 +432,7 @@ impl Store for EmbeddedStore {
 
     async fn get_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_string();
-        self.run(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let table = txn.open_table(EPHEMERAL).map_err(err)?;
             Ok(table.get(key.as_str()).map_err(err)?.and_then(|guard| {
@@ -402,7 +445,7 @@ impl Store for EmbeddedStore {
 
     async fn raise_high_water(&self, key: &str, value: u64) -> Result<bool, StoreError> {
         let key = key.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             let raised = {
                 let mut table = txn.open_table(HIGH_WATER).map_err(err)?;
@@ -425,7 +468,7 @@ impl Store for EmbeddedStore {
 
     async fn hit_counter(&self, key: &str, window: Duration, now: UnixTime) -> Result<u64, StoreError> {
         let key = key.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             let count = {
                 let mut table = txn.open_table(COUNTERS).map_err(err)?;
@@ -445,7 +488,7 @@ impl Store for EmbeddedStore {
 
     async fn read_counter(&self, key: &str, now: UnixTime) -> Result<u64, StoreError> {
         let key = key.to_string();
-        self.run(move |db| {
+        self.read(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let table = txn.open_table(COUNTERS).map_err(err)?;
             Ok(match table.get(key.as_str()).map_err(err)?.map(|g| g.value()) {
@@ -458,7 +501,7 @@ impl Store for EmbeddedStore {
 
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_string();
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(COUNTERS).map_err(err)?;
@@ -471,7 +514,7 @@ impl Store for EmbeddedStore {
 
     async fn sweep(&self, now: UnixTime) -> Result<u64, StoreError> {
         self.sessions.sweep(now);
-        self.run(move |db| {
+        self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;
             let mut removed = 0u64;
             {
@@ -502,5 +545,8 @@ impl Store for EmbeddedStore {
     }
 }
 
+#[cfg(test)]
+mod fault_tests;
+mod handle;
 #[cfg(test)]
 mod tests;

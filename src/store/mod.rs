@@ -103,6 +103,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes expired records; returns how many.
     async fn sweep(&self, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Whether the store can write and read right now (the readiness probe): writes a small
+    /// random probe record with a short TTL, under a key of its own, and takes it back. Both
+    /// implementations use this one: it goes through the same paths as every other record
+    /// (the embedded store's reopen after an I/O error, Redis's master and timeouts).
+    async fn ready(&self, now: UnixTime) -> Result<(), StoreError> {
+        let nonce: u64 = rand::random();
+        let key = format!("ready-probe:{nonce:016x}");
+        let value = nonce.to_be_bytes();
+        self.put_ephemeral(&key, &value, now.plus(READY_PROBE_TTL)).await?;
+        match self.take_ephemeral(&key, now).await? {
+            Some(back) if back == value => Ok(()),
+            Some(_) => Err(StoreError::Corrupt("the readiness probe read back another value".into())),
+            None => Err(StoreError::Unavailable("the readiness probe record was not there when read back".into())),
+        }
+    }
 }
+
+/// How long a readiness probe record lives if it is not taken back (a failed read, say).
+const READY_PROBE_TTL: Duration = Duration::from_secs(10);
 
 pub type SharedStore = Arc<dyn Store>;

@@ -41,6 +41,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/account/passkey/delete") => factors::delete_passkey(ctx, req).await,
         (&Method::POST, "/account/totp/delete") => factors::delete_totp(ctx, req).await,
         (&Method::GET | &Method::HEAD, "/health") => Ok(Response::new(body::full("ok\n"))),
+        (&Method::GET | &Method::HEAD, "/ready") => Ok(ready(ctx).await),
         (&Method::GET | &Method::HEAD, "/login") => login::show(ctx, req.headers(), None).await,
         (&Method::POST, "/login") => login::submit(ctx, req).await,
         (&Method::POST, "/logout") => login::logout(ctx, req).await,
@@ -50,7 +51,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/enroll/totp") => enroll::show(ctx, req.headers()).await,
         (&Method::POST, "/enroll/totp") => enroll::submit(ctx, req).await,
         (&Method::GET | &Method::HEAD, "/account" | "" | "/") => account::show(ctx, req.headers()).await,
-        (_, "/static/style.css" | "/health" | "/login" | "/challenge" | "/enroll/totp" | "/account") => {
+        (_, "/static/style.css" | "/health" | "/ready" | "/login" | "/challenge" | "/enroll/totp" | "/account") => {
             return error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "Use the page's form.", ctx.json)
         }
         _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such gateway page.", ctx.json),
@@ -73,6 +74,31 @@ pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &st
         reason,
         risk: None,
     });
+}
+
+/// How long the readiness probe may take before the store counts as not ready.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: 200 only if the store can write and read back a probe record now; else 503
+/// with a fixed text (the cause goes to the log, never to the client). `/health` is liveness.
+async fn ready(ctx: &Ctx) -> Response<Body> {
+    let probe = tokio::time::timeout(READY_TIMEOUT, ctx.state.store.ready(ctx.now)).await;
+    let failure = match probe {
+        Ok(Ok(())) => return plain(StatusCode::OK, "ready\n"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
+    };
+    tracing::warn!(request_id = %ctx.request_id, error = %failure, "not ready: the store cannot write and read");
+    plain(StatusCode::SERVICE_UNAVAILABLE, "not ready: the store cannot read/write\n")
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn static_file(text: &'static str, content_type: &'static str) -> Response<Body> {

@@ -1,4 +1,4 @@
-//! The `stepgate` binary as operators run it: `check-config` and `explain`.
+//! The `stepgate` binary as operators run it: `check-config`, `explain`, and `demo` on a taken port.
 
 use std::path::Path;
 use std::process::Command;
@@ -322,4 +322,34 @@ fn no_command_panics_on_a_closed_pipe() {
         assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
         assert!(out.status.code().is_some(), "{args:?}: killed by a signal: {:?}", out.status);
     }
+}
+
+#[test]
+fn demo_on_a_taken_port_says_how_to_pick_another_and_exits_non_zero() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["demo", "--listen", &listen])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the stepgate binary");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo kept running on a taken port");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success() && status.code() == Some(1), "{status}: {err}");
+    assert!(err.contains(&listen) && err.contains("already in use"), "{err}");
+    assert!(err.contains("--listen 127.0.0.1:"), "says how to pick another: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    drop(taken);
 }

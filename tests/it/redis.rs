@@ -98,6 +98,8 @@ async fn a_redis_outage_fails_closed_and_heals_without_losing_an_enrollment() {
     sign_in(&browser, a.addr).await;
     enroll(&browser, a.addr).await;
     assert_eq!(browser.get(b.addr, "/transfer").await.status, StatusCode::OK);
+    let ready = browser.get(a.addr, "/.stepgate/ready").await;
+    assert_eq!((ready.status, ready.body.as_str()), (StatusCode::OK, "ready\n"));
 
     redis.kill();
     let unavailable = || async { browser.get(a.addr, "/transfer").await.status == StatusCode::SERVICE_UNAVAILABLE };
@@ -108,13 +110,18 @@ async fn a_redis_outage_fails_closed_and_heals_without_losing_an_enrollment() {
         assert!(started.elapsed() < Duration::from_secs(3), "{path} took {:?}", started.elapsed());
     }
     assert_eq!(browser.get(a.addr, "/public/page").await.status, StatusCode::OK, "public routes keep working");
-    assert_eq!(browser.get(b.addr, "/.stepgate/health").await.status, StatusCode::OK);
+    assert_eq!(browser.get(b.addr, "/.stepgate/health").await.status, StatusCode::OK, "health is liveness");
+    let ready = browser.get(b.addr, "/.stepgate/ready").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "not ready without Redis: {}", ready.body);
+    assert!(ready.body.contains("cannot read/write"), "{}", ready.body);
+    assert!(!ready.body.contains("127.0.0.1") && !ready.body.contains("redis"), "no internals: {}", ready.body);
 
     // Back, with its AOF: the same gateways serve again, and the enrollment is still there.
     redis.restart();
     let back = || async { browser.get(a.addr, "/transfer").await.status == StatusCode::OK };
     assert!(within(Duration::from_secs(10), back).await.is_some(), "A did not recover after Redis came back");
     assert_eq!(browser.get(b.addr, "/transfer").await.status, StatusCode::OK);
+    assert_eq!(browser.get(b.addr, "/.stepgate/ready").await.status, StatusCode::OK, "ready again");
     let factors = b.state.store.get_factors(USER).await.unwrap();
     assert!(factors.totp.is_some(), "the confirmed enrollment survived the crash");
     assert_eq!(factors.recovery_hashes.len(), 10);
