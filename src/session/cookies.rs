@@ -10,6 +10,8 @@ pub const SESSION: &str = "stepgate_session";
 pub const CSRF: &str = "stepgate_csrf";
 /// The long-lived, signed device cookie of the risk scorer (see risk::device).
 pub const DEVICE: &str = "stepgate_device";
+/// Names the new recovery codes waiting to be shown once (see web::new_codes).
+pub const NEW_CODES: &str = "stepgate_codes";
 
 /// The name a cookie goes by, given whether the public URL is https.
 pub fn name(base: &str, https: bool) -> String {
@@ -60,7 +62,7 @@ pub fn get(headers: &HeaderMap, base: &str, https: bool) -> Option<String> {
 /// Removes the gateway's own cookies from a request before it goes upstream: the app never
 /// sees the session id.
 pub fn strip_own(headers: &mut HeaderMap, https: bool) {
-    let own = [name(SESSION, https), name(CSRF, https), name(DEVICE, https)];
+    let own = [name(SESSION, https), name(CSRF, https), name(DEVICE, https), name(NEW_CODES, https)];
     let kept: Vec<String> = headers
         .get_all(COOKIE)
         .iter()

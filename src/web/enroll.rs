@@ -1,9 +1,10 @@
 //! TOTP enrollment: a QR code (inline SVG), the key and the otpauth:// URI, confirmed by a
-//! valid code; then ten recovery codes shown once. Replacing a factor needs a fresh step-up.
+//! valid code; then a 303 to the ten recovery codes, shown once (see `new_codes`), so a refresh
+//! never posts the enrollment again. Replacing a factor needs a fresh step-up.
 
 use super::challenge::{requirement_for, who};
-use super::pages::{html, redirect, EnrollTotpPage, RecoveryCodesPage};
-use super::{csrf, forms, return_to, sessions, WebError, WebResult};
+use super::pages::{html, redirect, EnrollTotpPage};
+use super::{csrf, forms, new_codes, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::{recovery, totp};
 use crate::gateway::identify::Who;
@@ -74,6 +75,7 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<&
         secret: &totp::secret_base32(&secret),
         uri: &uri,
         error,
+        replacing: factors.totp.is_some(),
     };
     let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
     html(&page, status, set.as_slice())
@@ -122,8 +124,9 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     store.take_ephemeral(&key, ctx.now).await?;
     enroll_audit(ctx, &who.user, "success", "totp");
     let proof = Proof { level: Level::Aal2, method: AuthMethod::Totp, auth_time: ctx.now };
-    let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
-    html(&RecoveryCodesPage { codes: &codes, return_to: &return_to }, StatusCode::OK, &cookies)
+    let mut cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    cookies.push(new_codes::keep(ctx, &who.user, &codes, &return_to).await?);
+    Ok(redirect(new_codes::PAGE, &cookies))
 }
 
 fn enroll_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {

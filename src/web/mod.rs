@@ -8,6 +8,7 @@ pub mod enroll;
 pub mod factors;
 pub mod forms;
 pub mod login;
+pub mod new_codes;
 pub mod pages;
 pub mod passkeys;
 pub mod return_to;
@@ -31,9 +32,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/static/webauthn.js") => {
             Ok(static_file(WEBAUTHN_JS, "text/javascript; charset=utf-8"))
         }
-        (&Method::GET | &Method::HEAD, "/recovery-codes") => {
-            passkeys::show_new_recovery_codes(ctx, req.headers()).await
-        }
+        (&Method::GET | &Method::HEAD, "/recovery-codes") => new_codes::show(ctx, req.headers()).await,
         (&Method::POST, "/webauthn/register/start") => passkeys::register_start(ctx, req).await,
         (&Method::POST, "/webauthn/register/finish") => passkeys::register_finish(ctx, req).await,
         (&Method::POST, "/webauthn/auth/start") => passkeys::auth_start(ctx, req).await,

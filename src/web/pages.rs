@@ -87,6 +87,8 @@ pub struct EnrollTotpPage<'a> {
     pub secret: &'a str,
     pub uri: &'a str,
     pub error: Option<&'a str>,
+    /// The user has an authenticator app already: confirming replaces it.
+    pub replacing: bool,
 }
 
 #[derive(Template)]

@@ -5,7 +5,7 @@
 use super::challenge::{failures_key, requirement_with_risk, who};
 use super::enroll::needs_fresh_proof;
 use super::pages::page_headers;
-use super::{csrf, forms, return_to, sessions, WebError, WebResult};
+use super::{csrf, forms, new_codes, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::webauthn::{self as wa, CeremonyError};
 use crate::body::{self, Body};
@@ -132,48 +132,18 @@ pub async fn register_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
         };
     factors.webauthn.retain(|c| c.id != cred.id);
     factors.webauthn.push(cred);
-    // A user without recovery codes gets them now, shown once on the next page.
+    // A user without recovery codes gets them now, shown once on the next page (new_codes).
     let fresh_codes = factors.recovery_hashes.is_empty().then(crate::authn::recovery::generate);
     if let Some(codes) = &fresh_codes {
         factors.recovery_hashes = codes.iter().map(|c| crate::authn::recovery::hash(&ctx.live.secretbox, c)).collect();
     }
     store.put_factors(&who.user, &factors).await?;
     audit_event(ctx, Kind::Enroll, &who.user, "success", "webauthn");
-    let redirect = match fresh_codes {
-        Some(codes) => {
-            let sealed = ctx.live.secretbox.seal(codes.join("\n").as_bytes());
-            store.put_ephemeral(&show_codes_key(&who.user), sealed.as_bytes(), ctx.now.plus(SHOW_CODES_TTL)).await?;
-            RECOVERY_PAGE
-        }
-        None => "/.stepgate/account",
+    let (redirect, cookies) = match fresh_codes {
+        Some(codes) => (new_codes::PAGE, vec![new_codes::keep(ctx, &who.user, &codes, "/.stepgate/account").await?]),
+        None => ("/.stepgate/account", vec![]),
     };
-    Ok(reply(StatusCode::OK, json!({"ok": true, "redirect": redirect}), &[]))
-}
-
-const RECOVERY_PAGE: &str = "/.stepgate/recovery-codes";
-const SHOW_CODES_TTL: std::time::Duration = std::time::Duration::from_secs(600);
-
-fn show_codes_key(user: &str) -> String {
-    format!("recovery-show:{user}")
-}
-
-/// The recovery codes made with a first passkey, shown once (taken from the store).
-pub async fn show_new_recovery_codes(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
-    let Some(who) = who(ctx, headers).await? else {
-        return Ok(super::pages::redirect("/.stepgate/account", &[]));
-    };
-    let sealed = ctx.state.store.take_ephemeral(&show_codes_key(&who.user), ctx.now).await?;
-    let codes: Option<Vec<String>> = sealed
-        .and_then(|s| ctx.live.secretbox.open(&String::from_utf8_lossy(&s)))
-        .map(|plain| String::from_utf8_lossy(&plain).lines().map(str::to_string).collect());
-    match codes {
-        Some(codes) => super::pages::html(
-            &super::pages::RecoveryCodesPage { codes: &codes, return_to: "/.stepgate/account" },
-            StatusCode::OK,
-            &[],
-        ),
-        None => Ok(super::pages::redirect("/.stepgate/account", &[])),
-    }
+    Ok(reply(StatusCode::OK, json!({"ok": true, "redirect": redirect}), &cookies))
 }
 
 #[derive(Deserialize)]

@@ -19,7 +19,8 @@ async fn sign_in(b: &Browser, to: std::net::SocketAddr) {
     assert!(b.cookie(SESSION).is_some());
 }
 
-/// Enrolls TOTP; returns the recovery codes. Enrollment also elevates the session to AAL2.
+/// Enrolls TOTP; returns the recovery codes (shown after the 303). Enrollment also elevates the
+/// session to AAL2.
 async fn enroll(b: &Browser, to: std::net::SocketAddr) -> Vec<String> {
     let page = b.get(to, "/.stepgate/enroll/totp").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -27,6 +28,8 @@ async fn enroll(b: &Browser, to: std::net::SocketAddr) -> Vec<String> {
     let code = totp_rs::Totp::from_url(&uri).unwrap().generate_current().to_string();
     let token = csrf(&page.body);
     let done = b.post(to, "/.stepgate/enroll/totp", &[("csrf", &token), ("code", &code), ("return", "/")]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let done = b.get(to, "/.stepgate/recovery-codes").await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     done.body
         .split(r#"<code class="recovery-code">"#)

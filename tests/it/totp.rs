@@ -1,7 +1,7 @@
 //! TOTP: enrollment, step-up on an aal2 route, replay guard, lockout, recovery codes.
 
 use crate::support::flows::{enroll_totp, signed_in, submit_recovery, submit_totp};
-use crate::support::{totp, Harness};
+use crate::support::{html, totp, Harness, USER};
 use http::StatusCode;
 use std::time::Duration;
 
@@ -148,4 +148,46 @@ async fn replacing_the_authenticator_needs_a_fresh_step_up() {
     let new_secret = crate::support::html::codes(&page.body, "secret");
     assert_eq!(new_secret.len(), 1);
     assert_ne!(new_secret[0], enrolled.secret, "a new key for the new authenticator");
+}
+
+#[tokio::test]
+async fn refreshing_the_recovery_codes_page_never_changes_a_factor() {
+    let h = Harness::start().await;
+    let store = h.store.clone().unwrap();
+    let mut c = signed_in(&h).await;
+    let page = c.browse("/.stepgate/enroll/totp?return=%2Ftransfer").await;
+    let secret = html::codes(&page.body, "secret").into_iter().next().expect("the page shows the key");
+    let (csrf, code) = (page.csrf(), totp::code(&secret, h.now()));
+    let form = [("csrf", csrf.as_str()), ("code", code.as_str()), ("return", "/transfer")];
+    let done = c.post_form("/.stepgate/enroll/totp", &form).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "POST-redirect-GET: {}", done.body);
+    assert_eq!(done.location(), "/.stepgate/recovery-codes");
+    assert!(!done.body.contains("recovery-code"), "the POST's answer holds no codes");
+    let shown = c.browse("/.stepgate/recovery-codes").await;
+    assert_eq!(shown.status, StatusCode::OK);
+    let codes = html::codes(&shown.body, "recovery-code");
+    assert_eq!(codes.len(), 10, "{}", shown.body);
+    assert!(shown.body.contains(r#"href="/transfer""#), "continues where the user was going: {}", shown.body);
+    let enrolled = store.get_factors(USER).await.unwrap();
+
+    // Refresh: the GET again says they were shown, and shows no codes (nor a new key).
+    let again = c.browse("/.stepgate/recovery-codes").await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.body.contains("already shown") && !again.body.contains("recovery-code"), "{}", again.body);
+    assert!(!again.body.contains("class=\"secret\""), "{}", again.body);
+    // The old form sent again (back, then "resend"): no factor changes either.
+    let resent = c.post_form("/.stepgate/enroll/totp", &form).await;
+    assert_ne!(resent.status, StatusCode::SEE_OTHER, "{}", resent.body);
+    assert_eq!(store.get_factors(USER).await.unwrap(), enrolled, "the factor and the codes are unchanged");
+    // Another browser of the same user, without the cookie, sees no codes.
+    let mut other = signed_in(&h).await;
+    assert!(!other.browse("/.stepgate/recovery-codes").await.body.contains("recovery-code"));
+
+    // The codes written down still work, and so does the authenticator.
+    h.advance(Duration::from_secs(30));
+    let r = submit_recovery(&mut other, "/transfer", &codes[0]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "a code from the page works: {}", r.body);
+    let mut third = signed_in(&h).await;
+    let r = submit_totp(&mut third, "/transfer", &totp::code(&secret, h.now())).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "the enrolled key still works: {}", r.body);
 }

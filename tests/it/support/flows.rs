@@ -11,7 +11,7 @@ pub struct Enrolled {
 }
 
 /// Enrolls TOTP for the signed-in `client` with a code from oathtool at the harness's time,
-/// asserts the ten recovery codes, then moves the clock on by one TOTP step so the next code
+/// follows the 303 to the recovery codes page and asserts the ten codes, then moves the clock on by one TOTP step so the next code
 /// is a fresh one (the enrolling code's step is used up).
 pub async fn enroll_totp(h: &Harness, client: &mut Client) -> Enrolled {
     let page = client.browse("/.stepgate/enroll/totp?return=%2F").await;
@@ -21,7 +21,9 @@ pub async fn enroll_totp(h: &Harness, client: &mut Client) -> Enrolled {
     let code = totp::code(&secret, h.now());
     let csrf = page.csrf();
     let done = client.post_form("/.stepgate/enroll/totp", &[("csrf", &csrf), ("code", &code), ("return", "/")]).await;
-    assert_eq!(done.status, StatusCode::OK, "enrollment refused: {}", done.body);
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "enrollment refused: {}", done.body);
+    assert_eq!(done.location(), "/.stepgate/recovery-codes");
+    let done = client.browse(done.location()).await;
     let recovery = html::codes(&done.body, "recovery-code");
     assert_eq!(recovery.len(), 10, "ten recovery codes: {}", done.body);
     h.advance(Duration::from_secs(30));
