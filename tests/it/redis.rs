@@ -39,13 +39,22 @@ async fn enroll(b: &Browser, to: std::net::SocketAddr) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_step_ups_and_sign_outs() {
+/// Two gateway instances on one fresh Redis, in front of one demo app (keep the first three
+/// alive for the test's length).
+async fn two_instances(
+) -> (RedisServer, tempfile::TempDir, stepgate::demo_app::DemoApp, stepgate::server::Running, stepgate::server::Running)
+{
     let redis = RedisServer::start(false);
     let dir = tempfile::tempdir().unwrap();
     let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
     let config = write_config(dir.path(), &redis.url(), app.addr);
     let (a, b) = (gateway(&config).await, gateway(&config).await);
+    (redis, dir, app, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_step_ups_and_sign_outs() {
+    let (_redis, _dir, _app, a, b) = two_instances().await;
     let browser = Browser::new();
 
     // Signed in through A, enrolled (and so stepped up) through B: A honours it at once.
@@ -138,11 +147,7 @@ async fn a_redis_outage_fails_closed_and_heals_without_losing_an_enrollment() {
 async fn a_sign_out_through_one_instance_closes_a_websocket_on_the_other() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
-    let redis = RedisServer::start(false);
-    let dir = tempfile::tempdir().unwrap();
-    let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
-    let config = write_config(dir.path(), &redis.url(), app.addr);
-    let (a, b) = (gateway(&config).await, gateway(&config).await);
+    let (_redis, _dir, _app, a, b) = two_instances().await;
     let browser = Browser::new();
     sign_in(&browser, a.addr).await;
 
