@@ -79,37 +79,55 @@ enum UserAction {
     },
 }
 
-/// `println!` that never panics on a closed pipe (`stepgate check-config x | head -4`): the
-/// reader has gone, so the command stops quietly.
+/// `println!` that never panics on a closed pipe (`stepgate check-config x | head -4`): it
+/// returns an error instead, which the command passes up with `?`; see [`say`].
 macro_rules! out {
-    ($($t:tt)*) => { write_stdout(&format!($($t)*), true) };
+    ($($t:tt)*) => { say(format_args!($($t)*), true) };
 }
 
 /// `print!`, the same way.
 macro_rules! out_raw {
-    ($($t:tt)*) => { write_stdout(&format!($($t)*), false) };
+    ($($t:tt)*) => { say(format_args!($($t)*), false) };
 }
 
-fn write_stdout(text: &str, newline: bool) {
+/// Standard output was closed by its reader (a `head` that has read enough).
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+struct StdoutClosed;
+
+/// Writes to standard output. Rust ignores SIGPIPE, so a write to a pipe whose reader has gone
+/// fails with `BrokenPipe` (where `println!` would panic with a backtrace); that comes back as
+/// [`StdoutClosed`], which `main` turns into a quiet exit with status 0: the reader stopped
+/// listening, the command itself did not fail (`check-config` prints only once the config is
+/// valid, so `| head` keeps its verdict). Returning, not exiting here, lets destructors run
+/// (the log flush, the demo's temporary folder). Other write errors are reported.
+fn say(text: std::fmt::Arguments<'_>, newline: bool) -> Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     let written = stdout
-        .write_all(text.as_bytes())
+        .write_fmt(text)
         .and_then(|()| if newline { stdout.write_all(b"\n") } else { Ok(()) })
         .and_then(|()| stdout.flush());
-    if let Err(e) = written {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow!(e).context("writing to standard output")),
     }
+}
+
+/// `eprintln!` that never panics: with standard error closed there is nobody left to tell.
+fn say_err(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<StdoutClosed>() => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("stepgate: {e:#}");
+            say_err(format_args!("stepgate: {e:#}"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -133,7 +151,7 @@ fn real_main(cli: Cli) -> Result<()> {
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\r', '\n']);
             stepgate::authn::password::add_user(&file, &name, password).map_err(|e| anyhow!("{e}"))?;
-            out!("user '{name}' saved in {}", file.display());
+            out!("user '{name}' saved in {}", file.display())?;
             Ok(())
         }
         Command::Explain { method, url, user, ip, at, device } => {
@@ -146,11 +164,11 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let device = stepgate::risk::explain::parse_device(&device).map_err(|e| anyhow!(e))?;
             let history = match &user {
-                Some(u) => runtime()?.block_on(read_history(&cfg, u)),
+                Some(u) => runtime()?.block_on(read_history(&cfg, u))?,
                 None => Default::default(),
             };
             let q = stepgate::risk::explain::Question { method, url, user, ip, at, device };
-            out_raw!("{}", stepgate::risk::explain::explain(&cfg, &q, &history).map_err(|e| anyhow!(e))?);
+            out_raw!("{}", stepgate::risk::explain::explain(&cfg, &q, &history).map_err(|e| anyhow!(e))?)?;
             Ok(())
         }
         Command::Demo => runtime()?.block_on(demo(cli.listen.unwrap_or_else(|| "127.0.0.1:8080".into()))),
@@ -170,7 +188,7 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let spec = std::env::var("STEPGATE_LOG").unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|e| {
-        eprintln!("stepgate: STEPGATE_LOG={spec:?} is not a log filter ({e}); using \"info\"");
+        say_err(format_args!("stepgate: STEPGATE_LOG={spec:?} is not a log filter ({e}); using \"info\""));
         EnvFilter::new("info")
     });
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -190,11 +208,12 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
 
 /// The user's risk history from the configured store, for `explain`; empty (with a note) when
 /// the store cannot be read (an embedded file held by a running gateway, Redis down).
-async fn read_history(cfg: &config::Config, user: &str) -> stepgate::risk::history::RiskHistory {
+/// Errs only when standard output does.
+async fn read_history(cfg: &config::Config, user: &str) -> Result<stepgate::risk::history::RiskHistory> {
     if let config::StoreConfig::Embedded { path } = &cfg.store {
         if !path.exists() {
-            out!("history   none: the store file {} does not exist", path.display());
-            return Default::default();
+            out!("history   none: the store file {} does not exist", path.display())?;
+            return Ok(Default::default());
         }
     }
     let clock: SharedClock = Arc::new(SystemClock);
@@ -202,36 +221,36 @@ async fn read_history(cfg: &config::Config, user: &str) -> stepgate::risk::histo
         let store = server::open_store(cfg, &clock)?;
         store.get_risk_history(user).await.map_err(|e| e.to_string())
     };
-    match tokio::time::timeout(std::time::Duration::from_secs(3), read).await {
+    Ok(match tokio::time::timeout(std::time::Duration::from_secs(3), read).await {
         Ok(Ok(h)) => {
             let place = h.last_sighting.as_ref().and_then(|s| s.country.clone()).unwrap_or_else(|| "-".into());
-            out!("history   {} known device(s); last seen in {place}; countries {:?}", h.devices.len(), h.countries);
+            out!("history   {} known device(s); last seen in {place}; countries {:?}", h.devices.len(), h.countries)?;
             h
         }
         Ok(Err(e)) => {
-            out!("history   unavailable ({e}); scored as a user with no history");
+            out!("history   unavailable ({e}); scored as a user with no history")?;
             Default::default()
         }
         Err(_) => {
-            out!("history   unavailable (the store did not answer in 3s); scored as a user with no history");
+            out!("history   unavailable (the store did not answer in 3s); scored as a user with no history")?;
             Default::default()
         }
-    }
+    })
 }
 
 fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
     match config::load(path, overrides) {
         Ok(cfg) => {
-            out!("{}: ok", path.display());
-            out!("{}", cfg.routes.describe());
-            out!("{}", cfg.risk.describe());
+            out!("{}: ok", path.display())?;
+            out!("{}", cfg.routes.describe())?;
+            out!("{}", cfg.risk.describe())?;
             match &cfg.tls {
-                Some(t) => out!("tls: on ({}, {})", t.cert.display(), t.key.display()),
-                None => out!("tls: off (plain HTTP; terminate TLS in front, or set listen.tls_cert and tls_key)"),
+                Some(t) => out!("tls: on ({}, {})", t.cert.display(), t.key.display())?,
+                None => out!("tls: off (plain HTTP; terminate TLS in front, or set listen.tls_cert and tls_key)")?,
             }
             match &cfg.webauthn {
-                Some(w) => out!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name),
-                None => out!("webauthn: off"),
+                Some(w) => out!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name)?,
+                None => out!("webauthn: off")?,
             }
             Ok(())
         }
@@ -329,11 +348,11 @@ async fn demo(listen: String) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| demo_bind_error(&listen, e))?;
     let store = server::open_store(&cfg, &clock).map_err(|e| anyhow!(e))?;
     let running = server::start_on(listener, cfg, store, clock).await.map_err(|e| anyhow!(e))?;
-    out!("stepgate demo is running: http://localhost:{}/", running.addr.port());
-    out!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD);
-    out!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)");
-    out!("  config: {}   (deleted on exit)", config.display());
-    out!("  press Ctrl-C to stop");
+    out!("stepgate demo is running: http://localhost:{}/", running.addr.port())?;
+    out!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD)?;
+    out!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)")?;
+    out!("  config: {}   (deleted on exit)", config.display())?;
+    out!("  press Ctrl-C to stop")?;
     server::shutdown_signal().await;
     running.shutdown().await;
     app.shutdown();
@@ -355,7 +374,7 @@ fn demo_bind_error(listen: &str, e: std::io::Error) -> anyhow::Error {
 async fn demo_app(listen: String) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let app = stepgate::demo_app::start(listener).await;
-    out!("demo app listening on http://{}", app.addr);
+    out!("demo app listening on http://{}", app.addr)?;
     server::shutdown_signal().await;
     app.shutdown();
     Ok(())

@@ -109,7 +109,10 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Slow-header (slowloris) and idle keep-alive connections are closed; hyper needs a timer
     // for that.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(state.live().config.header_timeout);
+    // Read once, like the listener: a reload that changes it says it needs a restart
+    // (`restart_needed`), so the TLS handshake below keeps the same value as hyper's timer.
+    let header_timeout = state.live().config.header_timeout;
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -123,7 +126,7 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
                 };
                 let _ = stream.set_nodelay(true);
                 let live = state.live();
-                let tls = live.config.tls.as_ref().map(|t| (t.acceptor(), live.config.header_timeout));
+                let tls = live.config.tls.as_ref().map(|t| (t.acceptor(), header_timeout));
                 let (builder, watcher, state) = (builder.clone(), graceful.watcher(), state.clone());
                 tokio::spawn(async move {
                     let Some((acceptor, handshake_for)) = tls else {
@@ -199,22 +202,39 @@ pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Pat
     }
 }
 
-/// The keys that differ between `old` and `new` but are only read at start-up (listeners,
-/// serving threads, the store): a reload cannot apply them.
+/// The keys that differ between `old` and `new` but are only read at start-up (the listeners
+/// and serving threads, hyper's header timer, the store, which is opened once): a reload cannot
+/// apply them. Everything else (rules, risk, identity, sessions, upstream, TLS files, WebAuthn)
+/// is read afresh per request and applies at once.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    use crate::config::RedisTarget;
     let mut keys = Vec::new();
-    if old.listen != new.listen {
-        keys.push("listen.address");
-    }
-    if old.workers != new.workers {
-        keys.push("listen.workers");
-    }
-    if old.header_timeout != new.header_timeout {
-        keys.push("listen.header_timeout");
-    }
-    // Compared, never logged: a Redis URL may carry a password.
-    if format!("{:?}", old.store) != format!("{:?}", new.store) {
-        keys.push("store.*");
+    let mut changed = |key: &'static str, differs: bool| {
+        if differs {
+            keys.push(key);
+        }
+    };
+    changed("listen.address", old.listen != new.listen);
+    changed("listen.workers", old.workers != new.workers);
+    changed("listen.header_timeout", old.header_timeout != new.header_timeout);
+    // Compared field by field, never printed: a Redis URL may carry a password.
+    match (&old.store, &new.store) {
+        (StoreConfig::Embedded { path: a }, StoreConfig::Embedded { path: b }) => changed("store.path", a != b),
+        (StoreConfig::Redis(a), StoreConfig::Redis(b)) => {
+            match (&a.target, &b.target) {
+                (
+                    RedisTarget::Sentinel { sentinels: sa, master: ma, master_url: ua, tls: ta },
+                    RedisTarget::Sentinel { sentinels: sb, master: mb, master_url: ub, tls: tb },
+                ) => {
+                    changed("store.url", (sa, ua, ta) != (sb, ub, tb));
+                    changed("store.sentinel_master", ma != mb);
+                }
+                (ta, tb) => changed("store.url", ta != tb),
+            }
+            changed("store.prefix", a.prefix != b.prefix);
+            changed("store.timeout", a.timeout != b.timeout);
+        }
+        _ => changed("store.kind", true),
     }
     keys
 }
@@ -241,5 +261,55 @@ pub async fn shutdown_signal() {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::restart_needed;
+    use crate::config::{parse, Config, Overrides};
+
+    fn config(listen: &str, store: &str, rule: &str) -> Config {
+        let address = if listen.contains("address") { "" } else { "address = \"127.0.0.1:8080\"" };
+        let text = format!(
+            "[listen]\n{address}\npublic_url = \"https://app.example\"\n{listen}\n\
+             [upstream]\nurl = \"http://127.0.0.1:3000\"\n[sessions]\nsecret_key = \"{}\"\n{store}\n\
+             [default]\nrequire = \"{rule}\"\n",
+            "ab".repeat(32)
+        );
+        parse(&text, std::path::Path::new("/srv"), &Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn names_each_changed_key_that_only_start_up_reads() {
+        let redis = |url: &str, extra: &str| format!("[store]\nkind = \"redis\"\nurl = \"{url}\"\n{extra}");
+        let base = config("workers = 2", "", "aal1");
+        let cases: [(Config, &[&str]); 9] = [
+            // Rules, and everything else read per request, apply at once.
+            (config("workers = 2", "", "aal2"), &[]),
+            (config("workers = 2\naddress = \"127.0.0.1:9090\"", "", "aal1"), &["listen.address"]),
+            (config("workers = 3", "", "aal2"), &["listen.workers"]),
+            (config("workers = 2\nheader_timeout = \"10s\"", "", "aal1"), &["listen.header_timeout"]),
+            (config("workers = 2", "[store]\npath = \"other.db\"", "aal1"), &["store.path"]),
+            (config("workers = 2", &redis("redis://127.0.0.1:6379/0", ""), "aal1"), &["store.kind"]),
+            (config("workers = 4\nheader_timeout = \"5s\"", "", "aal1"), &["listen.workers", "listen.header_timeout"]),
+            (config("workers = 2", "", "none"), &[]),
+            (base.clone(), &[]),
+        ];
+        for (new, want) in cases {
+            assert_eq!(restart_needed(&base, &new), want);
+        }
+        // A changed Redis URL is seen even though its Debug form hides it (a password).
+        let r = |url: &str, extra: &str| config("workers = 2", &redis(url, extra), "aal1");
+        let one = r("redis://:pw@a:6379/0", "");
+        assert_eq!(restart_needed(&one, &r("redis://:pw@b:6379/0", "")), ["store.url"]);
+        assert_eq!(restart_needed(&one, &r("redis://:other@a:6379/0", "")), ["store.url"]);
+        assert_eq!(
+            restart_needed(&one, &r("redis://:pw@a:6379/0", "prefix = \"x\"\ntimeout = \"2s\"")),
+            ["store.prefix", "store.timeout"]
+        );
+        let sentinel = |m: &str| r("redis+sentinel://s1:26379,s2:26379/0", &format!("sentinel_master = \"{m}\""));
+        assert_eq!(restart_needed(&sentinel("a"), &sentinel("b")), ["store.sentinel_master"]);
+        assert!(restart_needed(&sentinel("a"), &sentinel("a")).is_empty());
     }
 }

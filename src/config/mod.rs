@@ -107,7 +107,8 @@ pub struct Totp {
 }
 
 /// The duration units a config accepts, lower case only: `5M` is not five months here, nor five
-/// minutes; it is an error.
+/// minutes; it is an error. `ms` stays for sub-second timeouts (`upstream.connect_timeout =
+/// "500ms"`); it cannot be mistaken for months.
 pub const DURATION_UNITS: &str = "ms, s, m, h, d";
 
 /// Parses a duration such as "30s", "5m", "12h", "1d" or "1h30m": whole numbers, each followed
@@ -162,15 +163,86 @@ mod duration_tests {
         {
             assert_eq!(parse_duration("k", text).unwrap(), Duration::from_secs(secs), "{text}");
         }
-        assert_eq!(parse_duration("k", "300ms").unwrap(), Duration::from_millis(300));
-        for text in
-            ["5M", "5 months", "1y", "5mo", "300", "5min", "1H", "5S", "1w", "1.5h", "-5m", "5 m", "m", "", "1h 30m"]
-        {
+        for text in [
+            "5M",
+            "5 months",
+            "1y",
+            "5mo",
+            "300",
+            "5min",
+            "1H",
+            "5S",
+            "1w",
+            "1.5h",
+            "-5m",
+            "5 m",
+            "m",
+            "",
+            "1h 30m",
+            "5MS",
+            "5Ms",
+            "+5m",
+            "99999999999d",
+        ] {
             let e = parse_duration("rule 'x'.max_age", text).unwrap_err();
             assert_eq!(e.key, "rule 'x'.max_age");
-            assert!(e.reason.contains("ms, s, m, h, d"), "{text}: {e}");
+            assert!(e.reason.contains("ms, s, m, h, d") && e.reason.contains("lower case"), "{text}: {e}");
         }
+        assert_eq!(parse_duration("k", "300ms").unwrap(), Duration::from_millis(300));
         assert!(parse_duration("k", "0s").unwrap_err().reason.contains("longer than zero"));
+    }
+}
+
+#[cfg(test)]
+mod structure_tests {
+    use super::*;
+
+    const HEAD: &str = "[listen]\naddress = \"127.0.0.1:0\"\npublic_url = \"https://app.example\"\n\
+                        [upstream]\nurl = \"http://127.0.0.1:3000\"\n";
+
+    fn err(text: &str) -> ConfigError {
+        parse(text, Path::new("/srv"), &Overrides::default()).unwrap_err()
+    }
+
+    #[test]
+    fn a_missing_default_says_what_to_write() {
+        let e = err(&format!("{HEAD}[sessions]\nsecret_key = \"{}\"\n", "ab".repeat(32)));
+        assert_eq!(e.key, "[default]");
+        assert!(e.reason.contains("[default]\nrequire = \"aal1\""), "{e}");
+    }
+
+    #[test]
+    fn rule_in_single_brackets_says_to_write_double() {
+        let e = err(&format!(
+            "{HEAD}[rule]\nname = \"x\"\npath = \"/x\"\nrequire = \"aal1\"\n[default]\nrequire = \"aal1\"\n"
+        ));
+        assert_eq!(e.key, "rule");
+        assert!(e.reason.contains("write [[rule]]") && e.reason.contains("one [[rule]] table"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_sessions_section_does_not_hide_the_real_mistake() {
+        // [sessions] may be left out (the key from STEPGATE_SECRET_KEY): a typo elsewhere is
+        // what gets reported.
+        let e = err(&format!("{}[default]\nrequire = \"aal1\"\n", HEAD.replace("address =", "adress =")));
+        assert!(e.reason.contains("adress"), "{e}");
+    }
+
+    #[test]
+    fn rule_only_keys_on_default_say_why_and_what_instead() {
+        for (require, key) in [("none", "hours"), ("none", "deny_at"), ("aal1", "days"), ("aal2", "step_up_at")] {
+            let value = match key {
+                "hours" => "\"08:00-18:00\"",
+                "days" => "[\"mon\"]",
+                _ => "50",
+            };
+            let e = err(&format!("{HEAD}[default]\nrequire = \"{require}\"\n{key} = {value}\n"));
+            assert_eq!(e.key, format!("default.{key}"));
+            assert!(e.reason.contains("[[rule]]") && e.reason.contains("remove it"), "{e}");
+            if require == "none" {
+                assert!(e.reason.contains("not scored") && e.reason.contains("aal1"), "{e}");
+            }
+        }
     }
 }
 
@@ -202,10 +274,11 @@ pub fn parse(text: &str, base: &Path, overrides: &Overrides) -> Result<Config, C
 }
 
 /// The sections a config must have, and what to write when one is missing.
-const REQUIRED_SECTIONS: [(&str, &str); 4] = [
+/// (`[sessions]` is not among them: its secret key may come from `STEPGATE_SECRET_KEY`, and a
+/// missing key is reported by `secret_key` in its own words.)
+const REQUIRED_SECTIONS: [(&str, &str); 3] = [
     ("listen", "[listen]\naddress = \"0.0.0.0:8080\"\npublic_url = \"https://app.example.com\""),
     ("upstream", "[upstream]\nurl = \"http://127.0.0.1:3000\""),
-    ("sessions", "[sessions]\nsecret_key = \"...\"  # openssl rand -hex 32, or STEPGATE_SECRET_KEY"),
     ("default", "[default]\nrequire = \"aal1\"  # what requests no [[rule]] matches need"),
 ];
 
@@ -225,9 +298,29 @@ fn structure_error(text: &str) -> Option<ConfigError> {
             "written as [[default]]; write [default] (one bracket): there is one default",
         ));
     }
+    if let Some(e) = default_rule_only_key(&table) {
+        return Some(e);
+    }
     REQUIRED_SECTIONS.iter().find(|(name, _)| !table.contains_key(*name)).map(|(name, example)| {
         ConfigError::new(format!("[{name}]"), format!("missing: the config needs this section, e.g.\n{example}"))
     })
+}
+
+/// Keys a `[[rule]]` takes but `[default]` does not: serde would only say "unknown field".
+const RULE_ONLY_KEYS: [&str; 6] = ["hours", "days", "time_zone", "outside_hours", "step_up_at", "deny_at"];
+
+fn default_rule_only_key(table: &toml::Table) -> Option<ConfigError> {
+    let default = table.get("default")?.as_table()?;
+    let k = RULE_ONLY_KEYS.iter().find(|k| default.contains_key(**k))?;
+    let public = default.get("require").and_then(|r| r.as_str()).map(str::trim) == Some("none");
+    let why = if public {
+        "never applies: [default] has require = \"none\", and requests on a require = \"none\" route are not scored. \
+         Put the key on a [[rule]] with require = \"aal1\" (or higher), set action = \"deny\" to block, or remove it"
+    } else {
+        "[default] takes only require, max_age, allow and action. Put the key on a [[rule]], or remove it \
+         (risk.step_up_at and risk.deny_at set the thresholds for every route)"
+    };
+    Some(ConfigError::new(format!("default.{k}"), why))
 }
 
 fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {

@@ -7,9 +7,9 @@
 //! Matching is ASCII case-insensitive unless `routes.case_sensitive = true`.
 //!
 //! Two choices lean towards matching more, so that an app that treats requests alike cannot be
-//! reached around a rule: HTTP methods compare case-insensitively and a rule listing `GET` also
-//! covers `HEAD`; and a reserved character in a pattern (such as `!` or `@`) also matches its
-//! percent-encoded form in the path.
+//! reached around a rule: a request's method compares case-insensitively (the config spells
+//! methods upper case) and a rule listing `GET` also covers `HEAD`; and a reserved character in
+//! a pattern (such as `!` or `@`) also matches its percent-encoded form in the path.
 
 use crate::config::raw::{RawDefaultRule, RawRule};
 use crate::config::{parse_duration, ConfigError};
@@ -397,7 +397,13 @@ fn parse_methods(key: &str, raw: &[String], extensions: &[String]) -> Result<Vec
     let mut out: Vec<String> = Vec::new();
     for m in raw {
         let up = m.trim().to_ascii_uppercase();
-        if !STANDARD_METHODS.contains(&up.as_str()) && !extensions.contains(&up) {
+        let known = STANDARD_METHODS.contains(&up.as_str()) || extensions.contains(&up);
+        // Methods are case-sensitive tokens (RFC 9110 §9.1): "post" is not POST on the wire, so
+        // the config spells them as sent rather than guessing.
+        if known && m.trim() != up {
+            return Err(ConfigError::new(key, format!("'{m}': write \"{up}\" (methods are upper case)")));
+        }
+        if !known {
             return Err(ConfigError::new(
                 key,
                 format!(

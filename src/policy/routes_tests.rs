@@ -224,7 +224,7 @@ fn glob_matcher() {
 #[test]
 fn methods_match() {
     let t = table(&[
-        with_methods(rule("write", "/items/**", "aal2"), &["post", "PUT", "delete"]),
+        with_methods(rule("write", "/items/**", "aal2"), &["POST", "PUT", "DELETE"]),
         with_methods(rule("read", "/reports", "aal1"), &["GET"]),
     ]);
     let c = |path: &str, m: &str| class(&t, "h", path, Method::from_bytes(m.as_bytes()).unwrap());
@@ -423,7 +423,7 @@ fn shadowed_rules_are_errors() {
         (with_host(rule("star", "/a", "aal1"), "*"), rule("later", "/a", "aal3")),
         (with_host(rule("same", "/a", "aal1"), "X.com"), with_host(rule("later", "/a", "aal3"), "x.com")),
         (with_host(rule("glob", "/a", "aal1"), "*.x.com"), with_host(rule("later", "/a", "aal3"), "app.x.com")),
-        (with_methods(rule("m", "/a", "aal1"), &["GET", "POST"]), with_methods(rule("later", "/a", "aal3"), &["post"])),
+        (with_methods(rule("m", "/a", "aal1"), &["GET", "POST"]), with_methods(rule("later", "/a", "aal3"), &["POST"])),
         (with_methods(rule("m", "/a", "aal1"), &["GET"]), with_methods(rule("later", "/a", "aal3"), &["HEAD"])),
         (rule("anym", "/a", "aal1"), with_methods(rule("later", "/a", "aal3"), &["DELETE"])),
     ];
@@ -501,13 +501,19 @@ fn unknown_methods_are_refused_and_extension_methods_must_be_declared() {
     }
     let ext = vec!["PROPFIND".to_string(), "MKCOL".to_string()];
     let t = RouteTable::build_with(
-        &[with_methods(rule("dav", "/dav/**", "aal2"), &["PROPFIND", "post"])],
+        &[with_methods(rule("dav", "/dav/**", "aal2"), &["PROPFIND", "POST"])],
         &default_none(),
         false,
         &ext,
     )
     .unwrap();
     assert_eq!(t.rules[0].methods().unwrap(), ["PROPFIND", "POST"]);
+    // A lower-case spelling of a known method is refused with the upper-case one to write.
+    for (bad, write) in [("post", "POST"), ("Get", "GET"), ("propfind", "PROPFIND")] {
+        let e = err(with_methods(rule("x", "/a", "aal1"), &[bad]), &ext);
+        assert_eq!(e.key, "rule 'x'.methods");
+        assert_eq!(e.reason, format!("'{bad}': write \"{write}\" (methods are upper case)"));
+    }
     for bad_ext in ["propfind", "GET", "BAD METHOD", ""] {
         let e = RouteTable::build_with(&[], &default_none(), false, &[bad_ext.to_string()]).unwrap_err();
         assert_eq!(e.key, "routes.extension_methods", "{bad_ext}");

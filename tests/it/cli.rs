@@ -260,12 +260,35 @@ fn config_mistakes_name_the_key_and_what_to_write() {
     let rule = |extra: &str| format!("[[rule]]\nname = \"x\"\npath = \"/x\"\n{extra}\n[default]\nrequire = \"aal1\"\n");
     let cases: Vec<(String, &str, &str)> = vec![
         (rule("require = \"aal2\"\nmax_age = \"5M\""), "rule 'x'.max_age", "ms, s, m, h, d"),
+        (rule("require = \"aal2\"\nmax_age = \"300\""), "rule 'x'.max_age", "ms, s, m, h, d"),
+        (rule("require = \"aal2\"\nmax_age = \"5min\""), "rule 'x'.max_age", "ms, s, m, h, d"),
+        (rule("require = \"aal2\"\nmax_age = \"0s\""), "rule 'x'.max_age", "longer than zero"),
+        (format!("[signin]\nwindow = \"1y\"\n{}", rule("require = \"aal1\"")), "signin.window", "lower case"),
+        (
+            format!("[risk]\nstep_up_max_age = \"5M\"\n{}", rule("require = \"aal1\"")),
+            "risk.step_up_max_age",
+            "ms, s, m, h, d",
+        ),
         (rule("require = \"aal2\"\nmax_age = \"1y\""), "rule 'x'.max_age", "lower case"),
         (rule("require = \"aal2\"\nmax_age = \"5 minutes\""), "rule 'x'.max_age", "e.g. \"30s\""),
         (rule("require = \"aal2\"\nmethods = [\"PSOT\"]"), "rule 'x'.methods", "'PSOT' is not an HTTP method"),
         (rule("require = \"aal2\"\nmethods = [\"PROPFIND\"]"), "rule 'x'.methods", "routes.extension_methods"),
+        (rule("require = \"aal2\"\nmethods = [\"post\"]"), "rule 'x'.methods", "write \"POST\""),
+        (
+            format!("[routes]\nextension_methods = [\"propfind\"]\n{}", rule("require = \"aal1\"")),
+            "routes.extension_methods",
+            "e.g. \"PROPFIND\"",
+        ),
         (rule("require = \"none\"\nhours = \"08:00-18:00\"\noutside_hours = \"deny\""), "rule 'x'.hours", "not scored"),
         (rule("require = \"none\"\ndeny_at = 50"), "rule 'x'.deny_at", "not scored"),
+        (rule("require = \"none\"\nstep_up_at = 20"), "rule 'x'.step_up_at", "require = \"aal1\""),
+        (rule("require = \"none\"\ndays = [\"mon\"]"), "rule 'x'.days", "action = \"deny\""),
+        (
+            "[default]\nrequire = \"none\"\nhours = \"08:00-18:00\"\n".into(),
+            "default.hours",
+            "requests on a require = \"none\" route are not scored",
+        ),
+        ("[default]\nrequire = \"aal1\"\ndeny_at = 50\n".into(), "default.deny_at", "Put the key on a [[rule]]"),
         ("[[rule]]\nname = \"x\"\npath = \"/x\"\nrequire = \"aal1\"\n".into(), "[default]", "[default]\nrequire"),
         (
             "[rule]\nname = \"x\"\npath = \"/x\"\nrequire = \"aal1\"\n[default]\nrequire = \"aal1\"\n".into(),
@@ -287,6 +310,20 @@ fn config_mistakes_name_the_key_and_what_to_write() {
         assert!(err.contains(key) && err.contains(says), "{rules}\nthe error names {key} and says {says:?}: {err}");
         assert!(!err.contains("line 1"), "{err}");
     }
+    // [sessions] may be left out when STEPGATE_SECRET_KEY holds the key: a mistake elsewhere
+    // is what gets reported, not a "missing [sessions]".
+    let path = config_with(dir.path(), "[default]\nrequire = \"aal1\"\n");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("[sessions]").unwrap();
+    let end = start + text[start..].find("[default]").unwrap();
+    std::fs::write(&path, format!("{}{}", &text[..start], &text[end..]).replace("url =", "ur1 =")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["check-config", &path])
+        .env("STEPGATE_SECRET_KEY", "cd".repeat(32))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("ur1") && !err.contains("[sessions]"), "{err}");
     // Declared extension methods are accepted.
     let ok = format!(
         "[routes]\nextension_methods = [\"PROPFIND\"]\n{}",
@@ -297,31 +334,53 @@ fn config_mistakes_name_the_key_and_what_to_write() {
     assert!(out.contains("PROPFIND"), "{out}");
 }
 
-/// `stepgate check-config x.toml | head -1`: the reader goes away early; no panic, no backtrace.
+/// `stepgate check-config x.toml | head -1`: the reader goes away early. No command panics or
+/// prints a backtrace; each stops quietly with status 0 (see `say` in main.rs).
 #[test]
 fn no_command_panics_on_a_closed_pipe() {
+    use std::io::Write;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = root.join("config.toml").display().to_string();
-    let commands: [Vec<&str>; 3] = [
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml").display().to_string();
+    let commands: [Vec<&str>; 8] = [
         vec!["check-config", &config],
         vec!["--config", &config, "explain", "--url", "https://app.example/transfer", "--method", "POST"],
         vec!["--config", &config, "check-config"],
+        vec!["user", "add", "alice", "--users-file", &users],
+        vec!["demo-app", "--listen", "127.0.0.1:0"],
+        vec!["demo", "--listen", "127.0.0.1:0"],
+        vec!["--help"],
+        vec!["check-config", "--help"],
     ];
     for args in commands {
         // The reader has gone before the command writes a byte, as with a `head` that is done.
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
             .args(&args)
+            .stdin(std::process::Stdio::piped())
             .stdout(writer)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // `user add` reads its password from stdin.
+        let _ = child.stdin.take().unwrap().write_all(b"a long enough password\n");
+        // The servers (demo, demo-app) must stop on the closed pipe too, not serve on.
+        let waited = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if waited.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("{args:?} kept running with its standard output closed");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
-        assert!(out.status.code().is_some(), "{args:?}: killed by a signal: {:?}", out.status);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {:?} {err}", out.status);
     }
+    assert!(std::fs::read_to_string(&users).unwrap().contains("alice"), "user add did its work before the write");
 }
 
 #[test]
