@@ -166,6 +166,20 @@ async fn the_binary_serves_on_several_threads_alone_reloads_them_all_audits_and_
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // The log, collected as it is written, so the test can wait for a line.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let collector = {
+        use tokio::io::AsyncBufReadExt;
+        let (log, stderr) = (log.clone(), child.stderr.take().unwrap());
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut up = false;
     for _ in 0..100 {
@@ -196,10 +210,27 @@ async fn the_binary_serves_on_several_threads_alone_reloads_them_all_audits_and_
         assert_eq!(Client::new(addr).get("/public/x").await.status, StatusCode::OK);
         assert_eq!(Client::new(addr).get("/account").await.status, StatusCode::UNAUTHORIZED);
     }
+    // A bad reload (a time window on a public rule, which would never apply) is refused with
+    // the key, and the last good config stays in force.
+    std::fs::write(&path, config("require = \"none\"\nhours = \"08:00-18:00\"")).unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let mut refused = false;
+    for _ in 0..200 {
+        if log.lock().unwrap().contains("config reload refused") {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "{}", log.lock().unwrap());
+    assert!(log.lock().unwrap().contains("rule 'public'.hours"), "{}", log.lock().unwrap());
+    for _ in 0..10 {
+        assert_eq!(Client::new(addr).get("/public/x").await.status, StatusCode::OK, "the last good config serves");
+    }
     // The reload also changes a key that needs a restart: the log must say so.
     let reloaded = config("action = \"deny\"").replace("workers = 3\n", "workers = 3\nheader_timeout = \"20s\"\n");
     std::fs::write(&path, reloaded).unwrap();
-    let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     let mut denied_in_a_row = 0;
     for _ in 0..200 {
@@ -217,9 +248,8 @@ async fn the_binary_serves_on_several_threads_alone_reloads_them_all_audits_and_
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = tokio::time::timeout(std::time::Duration::from_secs(40), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "a graceful stop: {status}");
-    let mut log = String::new();
-    use tokio::io::AsyncReadExt;
-    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    collector.await.unwrap();
+    let log = log.lock().unwrap().clone();
     assert!(log.contains("\"workers\":3") && log.contains("config reloaded"), "{log}");
     assert!(log.contains("need a restart") && log.contains("listen.header_timeout"), "{log}");
     let refused = log.lines().filter(|l| l.contains("\"target\":\"audit\"") && l.contains("\"decision\":\"signin\""));
@@ -309,6 +339,9 @@ fn config_mistakes_name_the_key_and_what_to_write() {
         assert!(!ok, "accepted:\n{rules}\n{out}");
         assert!(err.contains(key) && err.contains(says), "{rules}\nthe error names {key} and says {says:?}: {err}");
         assert!(!err.contains("line 1"), "{err}");
+        // At start-up the same mistake stops the gateway with the same words.
+        let (started, _, run_err) = stepgate(&["--config", &cfg, "run"]);
+        assert!(!started && run_err.contains(key) && run_err.contains(says), "run: {run_err}");
     }
     // [sessions] may be left out when STEPGATE_SECRET_KEY holds the key: a mistake elsewhere
     // is what gets reported, not a "missing [sessions]".
