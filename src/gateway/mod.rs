@@ -111,13 +111,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
     // CONNECT asks the gateway to open a tunnel to a place of the client's choosing: never.
     // Checked before normalizing, since its target is no path.
     if route::method_refused(req.method()) {
-        let mut resp =
-            error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "CONNECT is not accepted here.", json);
-        resp.headers_mut()
-            .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
-        // What follows a CONNECT on the connection is meant as tunnel bytes: never read it as requests.
-        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        return resp;
+        return method_not_allowed(json);
     }
     // The client's hop-by-hop headers (and those its `Connection` names) belong to this hop:
     // removed before anything reads the request and before the gateway adds its own headers,
@@ -151,14 +145,8 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, peer: Socket
         risk_ctx: RiskRequest::read(cfg, req.headers()),
     };
     let rule = match route::route(cfg, &ctx.host, &ctx.path, req.method(), ctx.client_ip) {
-        route::Routed::MethodRefused => {
-            return error_page(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Method not allowed",
-                "This method is not accepted here.",
-                json,
-            )
-        }
+        // Refused before normalizing (above); kept so the match stays the one for every phase.
+        route::Routed::MethodRefused => return method_not_allowed(json),
         route::Routed::DeniedNetwork(net) => {
             let reason = format!("client address in risk.location.deny_networks ({net})");
             audit_decision(&ctx, None, "-", "deny", &reason);
@@ -276,6 +264,17 @@ fn request_host<B>(req: &Request<B>) -> Result<String, &'static str> {
         (Some(host), _) | (None, Some(host)) => Ok(host),
         (None, None) => Err(NO_HOST),
     }
+}
+
+/// 405 for a method the gateway never serves (`CONNECT`). The connection is closed: what
+/// follows a CONNECT is meant as tunnel bytes, never to be read as requests.
+fn method_not_allowed(json: bool) -> Response<Body> {
+    let mut resp =
+        error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "CONNECT is not accepted here.", json);
+    let h = resp.headers_mut();
+    h.insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+    h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// A protected route while the store cannot answer: fail closed with 503.
