@@ -159,16 +159,17 @@ fn real_main(cli: Cli) -> Result<()> {
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| anyhow!("--method '{method}' is not an HTTP method"))?;
             let at = match at {
-                Some(s) => stepgate::risk::explain::parse_time(&s).map_err(|e| anyhow!(e))?,
+                Some(s) => stepgate::explain::parse_time(&s).map_err(|e| anyhow!(e))?,
                 None => stepgate::clock::Clock::now(&SystemClock),
             };
-            let device = stepgate::risk::explain::parse_device(&device).map_err(|e| anyhow!(e))?;
+            let device = stepgate::explain::parse_device(&device).map_err(|e| anyhow!(e))?;
             let history = match &user {
                 Some(u) => runtime()?.block_on(read_history(&cfg, u))?,
                 None => Default::default(),
             };
-            let q = stepgate::risk::explain::Question { method, url, user, ip, at, device };
-            out_raw!("{}", stepgate::risk::explain::explain(&cfg, &q, &history).map_err(|e| anyhow!(e))?)?;
+            let q = stepgate::explain::Question { method, url, user, ip, at, device };
+            let text = runtime()?.block_on(stepgate::explain::explain(&cfg, &q, &history)).map_err(|e| anyhow!(e))?;
+            out_raw!("{}", text)?;
             Ok(())
         }
         Command::Demo => runtime()?.block_on(demo(cli.listen.unwrap_or_else(|| "127.0.0.1:8080".into()))),

@@ -2,6 +2,7 @@
 
 use crate::clock::SharedClock;
 use crate::config::{self, Config, Overrides, StoreConfig};
+use crate::pipeline::{Conn, TlsFacts};
 use crate::state::{AppState, Live, SharedState};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::rustls;
 
 /// How often the embedded store sweeps expired records.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -130,11 +132,15 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
                 let (builder, watcher, state) = (builder.clone(), graceful.watcher(), state.clone());
                 tokio::spawn(async move {
                     let Some((acceptor, handshake_for)) = tls else {
-                        return serve_connection(&builder, watcher, stream, state, peer).await;
+                        let conn = Arc::new(Conn::plain(peer));
+                        return serve_connection(&builder, watcher, stream, state, conn).await;
                     };
                     // TLS: the handshake runs in the connection's own task, within the header timeout.
                     match tokio::time::timeout(handshake_for, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(&builder, watcher, stream, state, peer).await,
+                        Ok(Ok(stream)) => {
+                            let conn = Arc::new(tls_conn(peer, stream.get_ref().1));
+                            serve_connection(&builder, watcher, stream, state, conn).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -149,19 +155,28 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
     }
 }
 
+/// The connection facts a TLS handshake settled, read once for all its requests.
+fn tls_conn(peer: SocketAddr, tls: &rustls::ServerConnection) -> Conn {
+    let facts = TlsFacts {
+        server_name: tls.server_name().map(str::to_string),
+        alpn: tls.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+    };
+    Conn { peer, tls: Some(facts) }
+}
+
 /// Serves one accepted connection (plain, or after the TLS handshake) until it ends.
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     io: I,
     state: SharedState,
-    peer: SocketAddr,
+    conn: Arc<Conn>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, peer).await) }
+        let (state, conn) = (state.clone(), conn.clone());
+        async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, conn).await) }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -1,5 +1,6 @@
 //! What a request needs: normalization, the route table, assurance levels, and `decide`.
 
+pub mod cause;
 mod confusable;
 pub mod decide;
 pub mod level;

@@ -188,7 +188,7 @@ async fn start_gateway(client: UpstreamClient) -> SocketAddr {
                         let req = req.map(body::from_client);
                         Ok::<_, Infallible>(match client.forward(req, target(&pq, true)).await {
                             Ok(r) => r,
-                            Err(e) => proxy_error_response(&e, true),
+                            Err(e) => proxy_error_response(&e, crate::respond::Reply { json: true, request_id: "t" }),
                         })
                     }
                 });

@@ -8,7 +8,6 @@
 pub mod behaviour;
 pub mod config;
 pub mod device;
-pub mod explain;
 pub mod geo;
 pub mod history;
 pub mod location;

@@ -3,8 +3,8 @@
 use super::pages::{html, redirect, LoginPage, MessagePage};
 use super::{csrf, forms, return_to, sessions, WebError, WebResult};
 use crate::audit::{self, Kind};
-use crate::gateway::identify::load_session;
-use crate::gateway::Ctx;
+use crate::pipeline::identify::load_session;
+use crate::pipeline::Ctx;
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::session::cookies;
 use http::{HeaderMap, Request, StatusCode};
@@ -30,7 +30,7 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCod
     html(&page, status, set.as_slice())
 }
 
-fn signin_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
+fn signin_audit(ctx: &Ctx, user: &str, decision: &'static str, reason: &'static str) {
     super::audit_user(ctx, Kind::SignIn, user, decision, reason);
 }
 
@@ -101,6 +101,7 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
             decision: "success",
             reason: "sign-out",
             risk: None,
+            request: None,
         });
     }
     let clear = cookies::clear(cookies::SESSION, cfg.public.https);

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth_endpoint;
 mod browser;
 mod cli;
 mod csrf;
