@@ -18,10 +18,11 @@ use crate::body::{self, Body};
 use crate::pipeline::risk::remember_request;
 use crate::pipeline::{evaluate, Ctx, Outcome, Pass, PREFIX};
 use crate::policy::decide::Cause;
-use crate::respond::{error_page, page_headers, X_REQUEST_ID};
+use crate::respond::{error_page, page_headers};
 use crate::web::urls::Need;
 use http::header::HeaderName;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
+use std::time::Instant;
 
 pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -38,7 +39,7 @@ pub fn is_auth_path(ctx: &Ctx) -> bool {
 }
 
 /// The answer for the front proxy.
-pub async fn answer(outer: &Ctx, headers: &HeaderMap) -> Response<Body> {
+pub async fn answer(outer: &Ctx, headers: &HeaderMap, started: Instant) -> Response<Body> {
     if !outer.peer_trusted {
         tracing::warn!(request_id = %outer.request_id, peer = %outer.conn.peer, "forward-auth asked by a peer outside listen.trusted_proxies");
         return error_page(
@@ -55,7 +56,7 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap) -> Response<Body> {
     let send_to = if query_flag(outer, "redirect") { SendTo::Redirect } else { SendTo::Unauthorized };
     let eval = evaluate(&ctx, Pass::Request).await;
     record::audit_decision(&ctx, &eval);
-    match eval.outcome.clone() {
+    let resp = match eval.outcome.clone() {
         Outcome::Forward { .. } => {
             if let (Some(w), false) = (&eval.who, eval.public) {
                 if let Err(e) = remember_request(&ctx, w, eval.scored.clone()).await {
@@ -68,9 +69,6 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap) -> Response<Body> {
             for (name, value) in identity_headers(eval.who.as_ref(), &eval.scored, eval.public) {
                 h.insert(name, value);
             }
-            if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-                h.insert(X_REQUEST_ID, v);
-            }
             resp
         }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, send_to),
@@ -80,7 +78,8 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap) -> Response<Body> {
         // CONNECT is no request to let through.
         Outcome::GatewayPage | Outcome::MethodRefused => denied(&ctx, Cause::GatewayPath),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
-    }
+    };
+    record::finish(&ctx, &eval, record::Mode::ForwardAuth, resp, started)
 }
 
 /// The request the front proxy asks about, normalized like a proxied one.

@@ -25,6 +25,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use crate::pipeline::{is_gateway_path, PREFIX};
 
@@ -35,8 +36,9 @@ pub const X_METHODS: HeaderName = HeaderName::from_static("x-stepgate-methods");
 pub const X_RISK: HeaderName = HeaderName::from_static("x-stepgate-risk");
 
 pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
+    let started = Instant::now();
     let live = state.live();
-    let request_id = new_request_id();
+    let request_id = request_id(&live.config, &conn, req.headers());
     // CONNECT asks the gateway to open a tunnel to a place of the client's choosing: never.
     // Checked before normalizing, since its target is no path.
     if route::method_refused(req.method()) {
@@ -57,9 +59,12 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         }
     };
     let eval = evaluate(&ctx, Pass::Request).await;
+    if eval.outcome == Outcome::GatewayPage && forward_auth::is_auth_path(&ctx) {
+        // Recorded as the request the front proxy asks about.
+        return forward_auth::answer(&ctx, req.headers(), started).await;
+    }
     record::audit_decision(&ctx, &eval);
-    match eval.outcome.clone() {
-        Outcome::GatewayPage if forward_auth::is_auth_path(&ctx) => forward_auth::answer(&ctx, req.headers()).await,
+    let resp = match eval.outcome.clone() {
         Outcome::GatewayPage => crate::web::handle(&ctx, req).await,
         Outcome::MethodRefused => method_not_allowed(ctx.reply()),
         Outcome::Forward { .. } => {
@@ -78,7 +83,23 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, stepup::SendTo::Redirect),
         Outcome::Deny { cause } => denied(&ctx, cause),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
+    };
+    record::finish(&ctx, &eval, record::Mode::Proxy, resp, started)
+}
+
+/// The request's id: a trusted proxy's `X-Request-Id` when it is a plain token (so one id
+/// follows the request through both), else a new one.
+fn request_id(cfg: &crate::config::Config, conn: &Conn, headers: &http::HeaderMap) -> String {
+    let trusted = crate::proxy::client_ip::is_trusted(conn.peer.ip(), &cfg.trusted_proxies);
+    let mut given = headers.get_all(X_REQUEST_ID).iter();
+    match (trusted, given.next(), given.next()) {
+        (true, Some(v), None) if is_plain_id(v.as_bytes()) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        _ => new_request_id(),
     }
+}
+
+fn is_plain_id(v: &[u8]) -> bool {
+    (1..=64).contains(&v.len()) && v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// 405 for a method the gateway never serves (`CONNECT`). The connection is closed: what

@@ -145,3 +145,29 @@ async fn a_session_is_answered_with_its_identity_and_steps_up() {
     assert_eq!(r.header("x-stepgate-level"), Some("aal2"));
     assert_eq!(r.header("x-stepgate-methods"), Some("password,totp"));
 }
+
+#[tokio::test]
+async fn the_request_id_goes_back_to_the_client_and_a_trusted_proxys_id_is_kept() {
+    let h = Harness::with(trusting_localhost()).await;
+    let mut c = h.client();
+    // Forwarded: the app and the client see the same id.
+    let r = c.get("/echo/public/x").await;
+    let id = r.header("x-request-id").expect("an id on a forwarded answer").to_string();
+    assert_eq!(id.len(), 16);
+    assert_eq!(r.echoed_headers()["x-request-id"], id.as_str());
+    // A trusted proxy's plain id is kept, through to the app and back.
+    let r = c.get_with("/echo/public/x", &[("x-request-id", "nginx-42.a_b")]).await;
+    assert_eq!(r.header("x-request-id"), Some("nginx-42.a_b"));
+    assert_eq!(r.echoed_headers()["x-request-id"], "nginx-42.a_b");
+    // Anything else is replaced.
+    let r = c.get_with("/echo/public/x", &[("x-request-id", "has space; and more")]).await;
+    assert_ne!(r.header("x-request-id"), Some("has space; and more"));
+    // From an untrusted client, never kept.
+    let h = Harness::start().await;
+    let r = h.client().get_with("/echo/public/x", &[("x-request-id", "client-chosen")]).await;
+    assert_ne!(r.header("x-request-id"), Some("client-chosen"));
+    // Refusals carry it too, in the body as well as the header.
+    let r = h.client().get_with("/admin%2fx", &[("accept", "application/json")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["request_id"], r.header("x-request-id").unwrap());
+}
