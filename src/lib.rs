@@ -1,5 +1,6 @@
 //! stepgate: a step-up authentication gateway.
 
+pub mod access_log;
 pub mod audit;
 pub mod authn;
 pub mod body;
@@ -8,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_app;
 pub mod gateway;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod respond;
