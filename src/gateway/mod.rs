@@ -392,6 +392,9 @@ async fn forward(
     let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade };
     match ctx.live.upstream.forward(req.map(body::from_client), target).await {
         Ok(resp) => resp,
-        Err(e) => proxy_error_response(&e, ctx.json),
+        Err(e) => {
+            ctx.state.metrics.upstream_error(&e);
+            proxy_error_response(&e, ctx.json)
+        }
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod csrf;
 mod headers;
 mod max_age;
+mod metrics;
 mod open_redirect;
 mod paths;
 mod redis;
