@@ -260,6 +260,18 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
                 Some(w) => out!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name)?,
                 None => out!("webauthn: off")?,
             }
+            match cfg.metrics {
+                Some(addr) => out!("metrics: GET http://{addr}/metrics")?,
+                None => out!("metrics: off (set [metrics] address to serve /metrics)")?,
+            }
+            out!(
+                "access log: {}",
+                match (cfg.access_log.enabled, cfg.access_log.query) {
+                    (false, _) => "off",
+                    (true, false) => "on (without query strings)",
+                    (true, true) => "on (with query strings)",
+                }
+            )?;
             Ok(())
         }
         Err(e) => bail!("{}: {e}", path.display()),
