@@ -115,6 +115,13 @@ pub fn render(cfg: &AccessLog, l: &AccessLine<'_>, at: SystemTime) -> Vec<u8> {
     buf
 }
 
+/// The `bytes` field for a response: its body's exact length when the body knows it (a full
+/// body, or Content-Length), else None (a streamed body of unknown length).
+pub fn response_bytes<B: http_body::Body>(resp: &http::Response<B>) -> Option<u64> {
+    let hint = http_body::Body::size_hint(resp.body());
+    hint.exact().or_else(|| resp.headers().get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse::<u64>().ok())
+}
+
 /// `s`, at most `max` bytes long, cut at a character boundary.
 fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -204,6 +211,17 @@ mod tests {
         assert_eq!(f["rule"], "-");
         assert_eq!(f["decision"], "forward");
         assert_eq!(f["mode"], "forward_auth");
+    }
+
+    #[test]
+    fn bytes_are_the_body_length_when_known() {
+        let full = http::Response::new(crate::body::full("hello"));
+        assert_eq!(response_bytes(&full), Some(5));
+        let frames = vec![Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from("chunk")))];
+        let mut streamed = http::Response::new(http_body_util::StreamBody::new(futures_util::stream::iter(frames)));
+        assert_eq!(response_bytes(&streamed), None, "a stream of unknown length");
+        streamed.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("5"));
+        assert_eq!(response_bytes(&streamed), Some(5));
     }
 
     #[test]
