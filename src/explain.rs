@@ -152,7 +152,8 @@ pub async fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
 pub async fn sandbox(cfg: &Config, q: &Question, history: &RiskHistory) -> Result<Ctx, String> {
     let store = Arc::new(EmbeddedStore::in_memory().map_err(|e| e.to_string())?);
     let clock = Arc::new(ManualClock::new(q.at));
-    let state = Arc::new(AppState::new(Live::new(cfg.clone())?, store.clone(), clock));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let state = Arc::new(AppState::new(Live::new(cfg.clone())?, store.clone(), clock, metrics));
     let live = state.live();
     let mut history = history.clone();
     let mut session_cookie = None;

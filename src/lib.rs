@@ -1,5 +1,6 @@
 //! stepgate: a step-up authentication gateway.
 
+pub mod access_log;
 pub mod audit;
 pub mod authn;
 pub mod body;
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod demo_app;
 pub mod explain;
 pub mod gateway;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;

@@ -1,5 +1,6 @@
 //! Configuration: raw TOML (`raw`) validated into `Config`. Every error names the key and the reason.
 
+pub mod observe;
 pub mod raw;
 pub mod store;
 pub mod tls;
@@ -49,6 +50,9 @@ pub struct Config {
     pub risk: RiskConfig,
     /// None: WebAuthn is off (`webauthn.enabled = false`).
     pub webauthn: Option<webauthn::WebauthnConfig>,
+    /// Where `GET /metrics` is served; None: no metrics listener. Read at start-up only.
+    pub metrics: Option<SocketAddr>,
+    pub access_log: observe::AccessLog,
 }
 
 /// The URL end users see: decides cookie flags and the origin checked on forms.
@@ -400,6 +404,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
     let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
+    let metrics = observe::parse_metrics(raw.metrics.as_ref(), listen)?;
+    let access_log = observe::parse_access_log(&raw.access_log);
     Ok(Config {
         listen,
         workers,
@@ -416,6 +422,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         routes,
         risk,
         webauthn,
+        metrics,
+        access_log,
     })
 }
 

@@ -23,6 +23,10 @@ pub struct RawConfig {
     pub risk: Option<crate::risk::config::RawRisk>,
     #[serde(default)]
     pub webauthn: Option<super::webauthn::RawWebauthn>,
+    #[serde(default)]
+    pub metrics: Option<super::observe::RawMetrics>,
+    #[serde(default)]
+    pub access_log: super::observe::RawAccessLog,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RawRule>,
     pub default: RawDefaultRule,

@@ -40,18 +40,33 @@ pub fn is_auth_path(ctx: &Ctx) -> bool {
 
 /// The answer for the front proxy.
 pub async fn answer(outer: &Ctx, headers: &HeaderMap, started: Instant) -> Response<Body> {
+    let refused = record::Refused {
+        live: &outer.live,
+        metrics: &outer.state.metrics,
+        request_id: &outer.request_id,
+        method: outer.method.as_str(),
+        host: &outer.host,
+        path: outer.path.as_str(),
+        user_agent: Some(outer.risk_ctx.user_agent.as_str()).filter(|ua| !ua.is_empty()),
+        client_ip: outer.client_ip,
+        mode: record::Mode::ForwardAuth,
+    };
     if !outer.peer_trusted {
         tracing::warn!(request_id = %outer.request_id, peer = %outer.conn.peer, "forward-auth asked by a peer outside listen.trusted_proxies");
-        return error_page(
+        let resp = error_page(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "The forward-auth endpoint answers only the proxies in listen.trusted_proxies.",
             outer.reply(),
         );
+        return record::finish_refused(&refused, resp, started);
     }
     let ctx = match asked_about(outer, headers) {
         Ok(ctx) => ctx,
-        Err(bad) => return error_page(StatusCode::BAD_REQUEST, "Bad request", &bad.0, outer.reply()),
+        Err(bad) => {
+            let resp = error_page(StatusCode::BAD_REQUEST, "Bad request", &bad.0, outer.reply());
+            return record::finish_refused(&refused, resp, started);
+        }
     };
     let send_to = if query_flag(outer, "redirect") { SendTo::Redirect } else { SendTo::Unauthorized };
     let eval = evaluate(&ctx, Pass::Request).await;

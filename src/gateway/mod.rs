@@ -42,7 +42,8 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
     // CONNECT asks the gateway to open a tunnel to a place of the client's choosing: never.
     // Checked before normalizing, since its target is no path.
     if route::method_refused(req.method()) {
-        return method_not_allowed(Reply { json: wants_json(req.headers()), request_id: &request_id });
+        let resp = method_not_allowed(Reply { json: wants_json(req.headers()), request_id: &request_id });
+        return record::finish_refused(&refused(&state, &live, &conn, &req, &request_id), resp, started);
     }
     // The client's hop-by-hop headers (and those its `Connection` names) belong to this hop:
     // removed before anything reads the request and before the gateway adds its own headers,
@@ -51,11 +52,12 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
     let websocket = is_websocket_handshake(req.method(), req.version(), req.headers());
     remove_hop_by_hop(req.headers_mut());
     // Normalize: the path matched is the path forwarded. What cannot be normalized is refused.
-    let ctx = match facts::of_request(&state, live, &conn, &req, request_id.clone()) {
+    let ctx = match facts::of_request(&state, live.clone(), &conn, &req, request_id.clone()) {
         Ok(ctx) => ctx,
         Err(bad) => {
             let reply = Reply { json: wants_json(req.headers()), request_id: &request_id };
-            return error_page(StatusCode::BAD_REQUEST, "Bad request", &bad.0, reply);
+            let resp = error_page(StatusCode::BAD_REQUEST, "Bad request", &bad.0, reply);
+            return record::finish_refused(&refused(&state, &live, &conn, &req, &request_id), resp, started);
         }
     };
     let eval = evaluate(&ctx, Pass::Request).await;
@@ -85,6 +87,28 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
     };
     record::finish(&ctx, &eval, record::Mode::Proxy, resp, started)
+}
+
+/// What a request refused before evaluation is recorded with: the target as it was sent.
+fn refused<'a, B>(
+    state: &'a SharedState,
+    live: &'a crate::state::Live,
+    conn: &Conn,
+    req: &'a Request<B>,
+    request_id: &'a str,
+) -> record::Refused<'a> {
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    record::Refused {
+        live,
+        metrics: &state.metrics,
+        request_id,
+        method: req.method().as_str(),
+        host: header(http::header::HOST).or(req.uri().host()).unwrap_or("-"),
+        path: req.uri().path_and_query().map_or(req.uri().path(), |p| p.path()),
+        user_agent: header(http::header::USER_AGENT),
+        client_ip: crate::proxy::client_ip::client_ip(conn.peer, req.headers(), &live.config.trusted_proxies),
+        mode: record::Mode::Proxy,
+    }
 }
 
 /// The request's id: a trusted proxy's `X-Request-Id` when it is a plain token (so one id
@@ -202,6 +226,9 @@ async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, u
     let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade };
     match ctx.live.upstream.forward(req.map(body::from_client), target).await {
         Ok(resp) => resp,
-        Err(e) => proxy_error_response(&e, ctx.reply()),
+        Err(e) => {
+            ctx.state.metrics.upstream_error(&e);
+            proxy_error_response(&e, ctx.reply())
+        }
     }
 }

@@ -61,7 +61,8 @@ pub struct Ctx {
     pub asserted: Option<String>,
     /// The session cookie's value, if the request carries one.
     pub session_cookie: Option<String>,
-    /// What the risk scorer reads off the request (empty when `[risk]` is absent).
+    /// What the risk scorer reads off the request (the User-Agent, also for the access log;
+    /// the device cookie only when `[risk]` is present).
     pub risk_ctx: RiskRequest,
 }
 
@@ -74,16 +75,13 @@ pub struct RiskRequest {
 
 impl RiskRequest {
     pub fn read(cfg: &crate::config::Config, headers: &http::HeaderMap) -> RiskRequest {
-        if !cfg.risk.enabled {
-            return RiskRequest::default();
-        }
         RiskRequest {
             user_agent: headers
                 .get(http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string(),
-            device_cookie: cookies::get(headers, cookies::DEVICE, cfg.public.https),
+            device_cookie: cfg.risk.enabled.then(|| cookies::get(headers, cookies::DEVICE, cfg.public.https)).flatten(),
         }
     }
 }

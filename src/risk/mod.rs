@@ -40,6 +40,27 @@ impl Finding {
     }
 }
 
+/// Every reason code a [`Finding`] (or `Assessment::blocked_by`) can carry: metrics count
+/// findings by these, so the set stays closed (a test reads the signals' sources for codes).
+pub const REASON_CODES: &[&str] = &[
+    "NET_DENIED",
+    "NET_TRUSTED",
+    "GEO_TOR",
+    "GEO_ANONYMOUS",
+    "GEO_HOSTING",
+    "GEO_NEW_COUNTRY",
+    "GEO_IMPOSSIBLE_TRAVEL",
+    "DEVICE_UNKNOWN",
+    "DEVICE_OTHER_USER",
+    "DEVICE_TAMPERED",
+    "BEHAVIOUR_BURST",
+    "BEHAVIOUR_FAILED_CHALLENGES",
+    "CONTEXT_IP_CHANGED",
+    "CONTEXT_UA_CHANGED",
+    "CONTEXT_COUNTRY_CHANGED",
+    "TIME_OUTSIDE_HOURS",
+];
+
 /// The context a proof was made in, kept on the session to notice a change since.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofContext {
@@ -133,3 +154,36 @@ pub fn verdict(cfg: &RiskConfig, rule: &RuleRisk, a: &Assessment) -> RiskVerdict
 #[cfg(test)]
 #[path = "score_tests.rs"]
 mod score_tests;
+
+#[cfg(test)]
+mod reason_code_tests {
+    /// Every upper-case code quoted in the signals' sources is in `REASON_CODES`, and every
+    /// listed code is quoted in one of them.
+    #[test]
+    fn reason_codes_lists_every_code_the_signals_emit() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("location.rs"),
+            include_str!("device.rs"),
+            include_str!("behaviour.rs"),
+            include_str!("time.rs"),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for src in &sources[1..] {
+            for quoted in src.split('"').skip(1).step_by(2) {
+                let is_code = quoted.contains('_')
+                    && quoted.len() > 3
+                    && quoted.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+                if is_code {
+                    seen.insert(quoted);
+                }
+            }
+        }
+        for code in &seen {
+            assert!(super::REASON_CODES.contains(code), "{code} is emitted but missing from REASON_CODES");
+        }
+        for code in super::REASON_CODES {
+            assert!(seen.contains(code) || sources[0].matches(code).count() > 1, "{code} is listed but never emitted");
+        }
+    }
+}

@@ -122,6 +122,7 @@ async fn render(
     let passkeys_ok = ctx.live.webauthn.is_some() && allowed(&need, AuthMethod::Webauthn);
     let offer_webauthn = passkeys_ok && !factors.webauthn.is_empty();
     let (token, set) = csrf::token(ctx, headers);
+    ctx.state.metrics.challenge_shown();
     let page = ChallengePage {
         csrf: &token,
         return_to,
@@ -168,6 +169,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     let fail_key = failures_key(&who.user);
     if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
         stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+        ctx.state.metrics.lockout();
         return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
             .await;
     }
@@ -189,8 +191,10 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     if let Err(reason) = verdict {
         let count = store.hit_counter(&fail_key, cfg.totp.failure_window, ctx.now).await?;
         stepup_audit(ctx, Kind::StepUp, &who.user, "fail", reason);
+        ctx.state.metrics.step_up(method, crate::metrics::labels::StepUpResult::Fail);
         if count >= cfg.totp.max_failures {
             stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+            ctx.state.metrics.lockout();
             return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
                 .await;
         }
@@ -201,6 +205,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     let proof = Proof { level: Level::Aal2, method, auth_time: ctx.now };
     let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
     stepup_audit(ctx, Kind::StepUp, &who.user, "success", method.as_str());
+    ctx.state.metrics.step_up(method, crate::metrics::labels::StepUpResult::Success);
     Ok(redirect(&return_to, &cookies))
 }
 

@@ -199,6 +199,7 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let fail_key = failures_key(&who.user);
     if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
         audit_event(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+        ctx.state.metrics.lockout();
         return refuse(ctx, StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try again in a few minutes");
     }
     let method = crate::web::urls::challenged_method(&input.method);
@@ -224,6 +225,7 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
             if !matches!(e, CeremonyError::Store(_) | CeremonyError::Internal(_)) {
                 store.hit_counter(&fail_key, cfg.totp.failure_window, ctx.now).await?;
                 audit_event(ctx, Kind::StepUp, &who.user, "fail", "webauthn assertion refused");
+                ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Fail);
             }
             return ceremony_refusal(ctx, &who.user, e);
         }
@@ -234,5 +236,6 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
     let reason = if asserted.level >= crate::policy::level::Level::Aal3 { "webauthn aal3" } else { "webauthn aal2" };
     audit_event(ctx, Kind::StepUp, &who.user, "success", reason);
+    ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Success);
     Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": return_to}), &cookies))
 }

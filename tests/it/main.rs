@@ -3,12 +3,14 @@
 
 mod support;
 
+mod access_log;
 mod auth_endpoint;
 mod browser;
 mod cli;
 mod csrf;
 mod headers;
 mod max_age;
+mod metrics;
 mod open_redirect;
 mod paths;
 mod redis;
