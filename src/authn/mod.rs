@@ -3,7 +3,6 @@
 pub mod error;
 pub mod password;
 pub mod recovery;
-pub mod secretbox;
 pub mod totp;
 
 pub use error::AuthnError;

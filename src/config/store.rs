@@ -1,7 +1,7 @@
 //! `[store]`: the embedded file or Redis (one server, Sentinel, or Cluster).
 
 use super::raw::RawStore;
-use super::{parse_duration, ConfigError};
+use crate::parse::{parse_duration, ConfigError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -12,7 +12,7 @@
 //! a pattern (such as `!` or `@`) also matches its percent-encoded form in the path.
 
 use crate::config::raw::{RawDefaultRule, RawRule};
-use crate::config::{parse_duration, ConfigError};
+use crate::parse::{parse_duration, ConfigError};
 use crate::policy::level::{AuthMethod, Level};
 use crate::policy::normalize::NormalizedPath;
 use crate::risk::config::rule_threshold;
