@@ -12,9 +12,10 @@
 
 use super::identify::{identify_as, Touch};
 use crate::audit::{self, Kind};
-use crate::policy::decide::{decide_with_risk, Decision, RiskVerdict};
+use crate::policy::decide::{decide_with_risk, Decision};
 use crate::policy::normalize::NormalizedPath;
 use crate::proxy::upgrade::CloseWhen;
+use crate::risk::RiskVerdict;
 use crate::session::SessionId;
 use crate::state::SharedState;
 use http::{HeaderMap, Method};

@@ -16,7 +16,8 @@ use crate::parse::{parse_duration, ConfigError};
 use crate::policy::level::{AuthMethod, Level};
 use crate::policy::normalize::NormalizedPath;
 use crate::risk::config::rule_threshold;
-use crate::risk::time::{parse_window, TimeWindow};
+use crate::risk::time::parse_window;
+use crate::risk::RuleRisk;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -81,14 +82,6 @@ pub struct Rule {
     methods: Option<Vec<String>>,
     /// The rule's own risk settings (time window, thresholds).
     pub risk: RuleRisk,
-}
-
-/// What a rule says about risk: its allowed hours and days, and its own thresholds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleRisk {
-    pub window: Option<TimeWindow>,
-    pub step_up_at: Option<u8>,
-    pub deny_at: Option<u8>,
 }
 
 fn parse_rule_risk(prefix: &str, raw: &RawRule) -> Result<RuleRisk, ConfigError> {
