@@ -11,10 +11,10 @@
 //! methods upper case) and a rule listing `GET` also covers `HEAD`; and a reserved character in
 //! a pattern (such as `!` or `@`) also matches its percent-encoded form in the path.
 
-use crate::config::raw::{RawDefaultRule, RawRule};
 use crate::parse::{parse_duration, ConfigError};
 use crate::policy::level::{AuthMethod, Level};
 use crate::policy::normalize::NormalizedPath;
+use crate::policy::raw::{RawDefaultRule, RawRule};
 use crate::risk::config::rule_threshold;
 use crate::risk::time::parse_window;
 use crate::risk::RuleRisk;
