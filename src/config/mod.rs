@@ -1,13 +1,13 @@
 //! Configuration: raw TOML (`raw`) validated into `Config`. Every error names the key and the reason.
 
 pub mod raw;
-pub mod store;
 pub mod tls;
 pub mod webauthn;
 
 pub use crate::parse::{parse_cidr, parse_duration, ConfigError, DURATION_UNITS};
 use crate::policy::routes::RouteTable;
 use crate::risk::config::RiskConfig;
+use crate::store::config::StoreConfig;
 use ipnet::IpNet;
 use raw::RawConfig;
 use std::net::SocketAddr;
@@ -60,8 +60,6 @@ pub struct Upstream {
     /// because many stacks read `_` as `-`).
     pub allow_underscores_in_headers: bool,
 }
-
-pub use store::{RedisConfig, RedisTarget, StoreConfig};
 
 #[derive(Debug, Clone)]
 pub enum Identity {
@@ -248,7 +246,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         trusted_proxies.push(parse_cidr(&format!("listen.trusted_proxies[{i}]"), p)?);
     }
     let upstream = parse_upstream(&raw.upstream)?;
-    let store = store::parse(&raw.store, base)?;
+    let store = crate::store::config::parse(&raw.store, base)?;
     let identity = match raw.identity.source.as_str() {
         "builtin" => Identity::Builtin { users_file: base.join(&raw.identity.users_file) },
         "header" => {

@@ -1,6 +1,7 @@
 //! The TOML file as written by operators. Strict: unknown keys are errors.
 
 use crate::policy::raw::{RawDefaultRule, RawRule};
+use crate::store::config::RawStore;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,34 +65,6 @@ pub struct RawUpstream {
     pub pool_max_idle_per_host: usize,
     #[serde(default)]
     pub allow_underscores_in_headers: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStore {
-    #[serde(default = "d_store_kind")]
-    pub kind: String,
-    /// embedded only (default "stepgate.db").
-    #[serde(default)]
-    pub path: Option<String>,
-    /// redis only: redis://, rediss://, redis+sentinel://h1,h2, redis+cluster://h1,h2.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// redis only: the key prefix (default "stepgate").
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// redis only, with a redis+sentinel:// url: the master's name.
-    #[serde(default)]
-    pub sentinel_master: Option<String>,
-    /// redis only: how long one Redis call may take (default "1s").
-    #[serde(default)]
-    pub timeout: Option<String>,
-}
-
-impl Default for RawStore {
-    fn default() -> Self {
-        RawStore { kind: d_store_kind(), path: None, url: None, prefix: None, sentinel_master: None, timeout: None }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,9 +163,6 @@ fn d_pool_idle() -> String {
 }
 fn d_pool_max() -> usize {
     64
-}
-fn d_store_kind() -> String {
-    "embedded".into()
 }
 fn d_identity_source() -> String {
     "builtin".into()
