@@ -7,3 +7,4 @@ pub mod totp;
 
 pub use error::AuthnError;
 pub mod webauthn;
+pub mod webauthn_config;

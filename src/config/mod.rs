@@ -2,8 +2,8 @@
 
 pub mod raw;
 pub mod tls;
-pub mod webauthn;
 
+use crate::authn::webauthn_config::WebauthnConfig;
 pub use crate::parse::{parse_cidr, parse_duration, ConfigError, DURATION_UNITS};
 use crate::policy::routes::RouteTable;
 use crate::risk::config::RiskConfig;
@@ -35,7 +35,7 @@ pub struct Config {
     pub routes: RouteTable,
     pub risk: RiskConfig,
     /// None: WebAuthn is off (`webauthn.enabled = false`).
-    pub webauthn: Option<webauthn::WebauthnConfig>,
+    pub webauthn: Option<WebauthnConfig>,
 }
 
 /// The URL end users see: decides cookie flags and the origin checked on forms.
@@ -290,7 +290,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     let routes =
         RouteTable::build_with(&raw.rules, &raw.default, raw.routes.case_sensitive, &raw.routes.extension_methods)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
-    let webauthn = webauthn::parse(raw.webauthn.as_ref(), &public)?;
+    let webauthn = crate::authn::webauthn_config::parse(raw.webauthn.as_ref(), &public.host, &public.origin)?;
     let workers = match raw.listen.workers {
         None | Some(0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         Some(n) if n <= 256 => n,

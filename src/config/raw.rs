@@ -1,5 +1,6 @@
 //! The TOML file as written by operators. Strict: unknown keys are errors.
 
+use crate::authn::webauthn_config::RawWebauthn;
 use crate::policy::raw::{RawDefaultRule, RawRule};
 use crate::store::config::RawStore;
 use serde::Deserialize;
@@ -24,7 +25,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub risk: Option<crate::risk::config::RawRisk>,
     #[serde(default)]
-    pub webauthn: Option<super::webauthn::RawWebauthn>,
+    pub webauthn: Option<RawWebauthn>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RawRule>,
     pub default: RawDefaultRule,
