@@ -6,6 +6,7 @@ pub mod tls;
 use crate::authn::webauthn_config::WebauthnConfig;
 pub use crate::parse::{parse_cidr, parse_duration, ConfigError, DURATION_UNITS};
 use crate::policy::routes::RouteTable;
+use crate::proxy::config::Upstream;
 use crate::risk::config::RiskConfig;
 use crate::store::config::StoreConfig;
 use ipnet::IpNet;
@@ -45,20 +46,6 @@ pub struct PublicUrl {
     /// scheme://host[:port], no trailing slash.
     pub origin: String,
     pub host: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// scheme://host:port of the app; request paths are appended to it.
-    pub authority: http::uri::Authority,
-    pub scheme: http::uri::Scheme,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
-    pub pool_idle_timeout: Duration,
-    pub pool_max_idle_per_host: usize,
-    /// Forward request headers whose name contains `_` (off: they are dropped, as nginx does,
-    /// because many stacks read `_` as `-`).
-    pub allow_underscores_in_headers: bool,
 }
 
 #[derive(Debug, Clone)]
