@@ -219,7 +219,7 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
 /// the store cannot be read (an embedded file held by a running gateway, Redis down).
 /// Errs only when standard output does.
 async fn read_history(cfg: &config::Config, user: &str) -> Result<stepgate::risk::history::RiskHistory> {
-    if let config::StoreConfig::Embedded { path } = &cfg.store {
+    if let stepgate::store::config::StoreConfig::Embedded { path } = &cfg.store {
         if !path.exists() {
             out!("history   none: the store file {} does not exist", path.display())?;
             return Ok(Default::default());

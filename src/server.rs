@@ -1,12 +1,13 @@
 //! Listeners, connection serving (HTTP/1.1 and h2c, with upgrades), graceful shutdown, reload.
 
 use crate::clock::SharedClock;
-use crate::config::{self, Config, Overrides, StoreConfig};
+use crate::config::{self, Config, Overrides};
 use crate::metrics::labels::ReloadResult;
 use crate::metrics::listener::MetricsServer;
 use crate::metrics::{Metrics, SharedMetrics};
 use crate::pipeline::{Conn, TlsFacts};
 use crate::state::{AppState, Live, SharedState};
+use crate::store::config::StoreConfig;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::SharedStore;
@@ -267,7 +268,7 @@ pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Pat
 /// apply them. Everything else (rules, risk, identity, sessions, upstream, TLS files, WebAuthn)
 /// is read afresh per request and applies at once.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    use crate::config::RedisTarget;
+    use crate::store::config::RedisTarget;
     let mut keys = Vec::new();
     let mut changed = |key: &'static str, differs: bool| {
         if differs {

@@ -1,12 +1,12 @@
 //! What every request handler shares: the live config (reloadable), the store, the clock.
 
 use crate::authn::password::UsersFile;
-use crate::authn::secretbox::SecretBox;
 use crate::clock::SharedClock;
 use crate::config::{Config, Identity};
 use crate::metrics::store::MeteredStore;
 use crate::metrics::SharedMetrics;
 use crate::proxy::UpstreamClient;
+use crate::secretbox::SecretBox;
 use crate::store::SharedStore;
 use std::sync::{Arc, RwLock};
 

@@ -12,8 +12,8 @@
 
 use crate::audit::{self, Kind};
 use crate::pipeline::{evaluate, Ctx, Outcome, Pass};
-use crate::policy::decide::RiskVerdict;
 use crate::proxy::upgrade::CloseWhen;
+use crate::risk::RiskVerdict;
 use crate::session::SessionId;
 use std::time::Duration;
 

@@ -4,8 +4,8 @@ use super::labels::*;
 use super::listener::{negotiate, respond};
 use super::store::MeteredStore;
 use super::*;
-use crate::config::{RedisConfig, RedisTarget};
 use crate::risk::Finding;
+use crate::store::config::{RedisConfig, RedisTarget};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::SharedStore;
 

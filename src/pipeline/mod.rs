@@ -18,9 +18,10 @@ pub mod route;
 
 pub use ctx::{is_gateway_path, is_navigation, new_request_id, Conn, Ctx, RiskRequest, TlsFacts, PREFIX};
 
-use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision, RiskVerdict};
+use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
 use crate::policy::level::{Level, Proof};
 use crate::policy::routes::{Action, Requirement, Rule};
+use crate::risk::RiskVerdict;
 use crate::store::StoreError;
 use identify::{identify, Touch, Who};
 use risk::{Count, Scored};

@@ -7,11 +7,11 @@
 use super::identify::Who;
 use super::Ctx;
 use crate::clock::UnixTime;
-use crate::policy::decide::RiskVerdict;
 use crate::policy::level::{Level, Proof};
 use crate::policy::routes::Rule;
 use crate::risk::geo::GeoFacts;
 use crate::risk::history::RiskHistory;
+use crate::risk::RiskVerdict;
 use crate::risk::{self, device, user_agent_hash, Assessment, Counts, Facts, ProofContext};
 use crate::session::cookies;
 use crate::store::StoreError;

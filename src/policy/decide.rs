@@ -4,7 +4,7 @@ pub use super::cause::Cause;
 use crate::clock::UnixTime;
 use crate::policy::level::{Level, Proof};
 use crate::policy::routes::{method_ceiling, Action, Requirement};
-use std::time::Duration;
+use crate::risk::{Raise, RiskVerdict};
 
 /// What to do with a request. Acted on in exactly one place (the gateway pipeline).
 #[must_use]
@@ -62,24 +62,6 @@ pub fn decide(action: &Action, proofs: Option<&[Proof]>, now: UnixTime) -> Decis
         Some(p) => Decision::Forward { proof: Some(p.clone()) },
         None => Decision::StepUp { need: need.clone(), cause: Cause::ProofTooWeak },
     }
-}
-
-/// What the risk score does to a rule, settled before deciding (see `gateway::risk`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RiskVerdict {
-    /// The score reached `deny_at`, or a finding blocks outright.
-    pub deny: bool,
-    /// The score reached `step_up_at`: the level rises one step and `max_age` shortens.
-    pub raise: Option<Raise>,
-    /// The context changed too much since the last proof: only sign-in proofs count.
-    pub distrust_elevation: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Raise {
-    /// Raise the level one step (aal1 → aal2 → aal3); false: only shorten `max_age`.
-    pub level: bool,
-    pub max_age: Duration,
 }
 
 /// The requirement a raised risk turns `need` into. A public route stays public. The level

@@ -5,4 +5,5 @@ mod confusable;
 pub mod decide;
 pub mod level;
 pub mod normalize;
+pub mod raw;
 pub mod routes;

@@ -1,8 +1,7 @@
 //! Forwarding against a real hyper upstream on an ephemeral port.
 
-use super::{ForwardTarget, ProxyError, Upgrade, UpstreamClient};
+use super::{config, ForwardTarget, ProxyError, Upgrade, UpstreamClient};
 use crate::body::{self, Body, BoxError};
-use crate::config;
 use crate::respond::proxy_error_response;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};

@@ -14,8 +14,6 @@ pub mod location;
 pub mod time;
 
 use crate::clock::UnixTime;
-use crate::policy::decide::{Raise, RiskVerdict};
-use crate::policy::routes::RuleRisk;
 use config::RiskConfig;
 use device::DeviceStatus;
 use geo::GeoFacts;
@@ -23,6 +21,34 @@ use history::RiskHistory;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
+use std::time::Duration;
+use time::TimeWindow;
+
+/// What the risk score does to a rule, settled before deciding (see `gateway::risk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RiskVerdict {
+    /// The score reached `deny_at`, or a finding blocks outright.
+    pub deny: bool,
+    /// The score reached `step_up_at`: the level rises one step and `max_age` shortens.
+    pub raise: Option<Raise>,
+    /// The context changed too much since the last proof: only sign-in proofs count.
+    pub distrust_elevation: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raise {
+    /// Raise the level one step (aal1 → aal2 → aal3); false: only shorten `max_age`.
+    pub level: bool,
+    pub max_age: Duration,
+}
+
+/// What a rule says about risk: its allowed hours and days, and its own thresholds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleRisk {
+    pub window: Option<TimeWindow>,
+    pub step_up_at: Option<u8>,
+    pub deny_at: Option<u8>,
+}
 
 /// One reason a request is more (or less) risky.
 #[derive(Debug, Clone, PartialEq, Eq)]

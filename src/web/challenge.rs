@@ -7,10 +7,11 @@ use crate::audit::Kind;
 use crate::authn::{recovery, totp};
 use crate::pipeline::identify::{identify, Touch, Who};
 use crate::pipeline::{evaluate, Ctx, Pass};
-use crate::policy::decide::{decide_with_risk, raised, Decision, Raise, RiskVerdict};
+use crate::policy::decide::{decide_with_risk, raised, Decision};
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::normalize::normalize_path;
 use crate::policy::routes::{Action, Requirement};
+use crate::risk::{Raise, RiskVerdict};
 use crate::store::Factors;
 
 pub use crate::pipeline::risk::failures_key;
