@@ -35,15 +35,12 @@ pub struct AccessLine<'a> {
     pub mode: Mode,
 }
 
-/// Where access lines go: a function that takes one whole JSON line (newline included).
-pub type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
 
-static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
-
-/// Sends access lines to `sink` from now on (the binary installs its log writer at start-up).
+/// Sends access lines to `write` from now on (the binary installs its log writer at start-up).
 /// Until a sink is installed, lines go nowhere.
-pub fn install(sink: Sink) {
-    let _ = SINK.set(sink);
+pub fn install(write: crate::log_line::Write) {
+    SINK.install(write);
 }
 
 /// Writes `line` as `cfg` says: nothing when the access log is off; the query only when asked for.
@@ -51,20 +48,14 @@ pub fn write(cfg: &AccessLog, line: &AccessLine<'_>) {
     if !cfg.enabled {
         return;
     }
-    let Some(sink) = SINK.get() else { return };
-    sink(&render(cfg, line, SystemTime::now()));
+    if SINK.is_installed() {
+        SINK.send(&render(cfg, line, SystemTime::now()));
+    }
 }
 
 /// The JSON line, in the same envelope as the other log lines and audit records (`timestamp`,
 /// `level`, `fields`, `target`): `timestamp` is the time the line was written.
 pub fn render(cfg: &AccessLog, l: &AccessLine<'_>, at: SystemTime) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Line<'a> {
-        timestamp: String,
-        level: &'static str,
-        fields: Fields<'a>,
-        target: &'static str,
-    }
     #[derive(serde::Serialize)]
     struct Fields<'a> {
         request_id: &'a str,
@@ -84,35 +75,23 @@ pub fn render(cfg: &AccessLog, l: &AccessLine<'_>, at: SystemTime) -> Vec<u8> {
         decision: &'static str,
         mode: &'static str,
     }
-    let timestamp = chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let record = Line {
-        timestamp,
-        level: "INFO",
-        fields: Fields {
-            request_id: l.request_id,
-            method: l.method,
-            host: l.host,
-            path: l.path,
-            query: l.query.filter(|_| cfg.query),
-            status: l.status,
-            duration_ms: l.duration.as_micros() as f64 / 1000.0,
-            bytes: l.bytes,
-            user_agent: cut(l.user_agent.unwrap_or("-"), USER_AGENT_MAX),
-            client_ip: l.client_ip.to_canonical(),
-            user: l.user.unwrap_or("-"),
-            rule: l.rule.unwrap_or("-"),
-            decision: l.decision.as_str(),
-            mode: l.mode.as_str(),
-        },
-        target: "access",
+    let fields = Fields {
+        request_id: l.request_id,
+        method: l.method,
+        host: l.host,
+        path: l.path,
+        query: l.query.filter(|_| cfg.query),
+        status: l.status,
+        duration_ms: l.duration.as_micros() as f64 / 1000.0,
+        bytes: l.bytes,
+        user_agent: cut(l.user_agent.unwrap_or("-"), USER_AGENT_MAX),
+        client_ip: l.client_ip.to_canonical(),
+        user: l.user.unwrap_or("-"),
+        rule: l.rule.unwrap_or("-"),
+        decision: l.decision.as_str(),
+        mode: l.mode.as_str(),
     };
-    let mut buf = Vec::with_capacity(384);
-    // Plain strings, numbers and an address: serializing into a Vec cannot fail.
-    if serde_json::to_writer(&mut buf, &record).is_err() {
-        buf.clear();
-    }
-    buf.push(b'\n');
-    buf
+    crate::log_line::render("access", &fields, at, 384)
 }
 
 /// The `bytes` field for a response: its body's exact length when the body knows it (a full

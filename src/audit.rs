@@ -63,32 +63,22 @@ pub struct Record<'a> {
     pub request: Option<Asked<'a>>,
 }
 
-/// Where audit lines go: a function that takes one whole JSON line (newline included).
-pub type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
 
-static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
-
-/// Sends audit lines to `sink` from now on (the binary installs its log writer at start-up).
+/// Sends audit lines to `write` from now on (the binary installs its log writer at start-up).
 /// Until a sink is installed, and if the operator turned audit off, records go nowhere.
-pub fn install(sink: Sink) {
-    let _ = SINK.set(sink);
+pub fn install(write: crate::log_line::Write) {
+    SINK.install(write);
 }
 
-/// One audit line, in the same JSON shape as the other log lines (`timestamp`, `level`,
-/// `fields`, `target`), serialized straight into one buffer: this runs on every protected request.
+/// One audit line: this runs on every protected request.
 pub fn emit(r: &Record<'_>) {
-    let Some(sink) = SINK.get() else { return };
-    sink(&line(r, std::time::SystemTime::now()));
+    if SINK.is_installed() {
+        SINK.send(&line(r, std::time::SystemTime::now()));
+    }
 }
 
 fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Line<'a> {
-        timestamp: String,
-        level: &'static str,
-        fields: Fields<'a>,
-        target: &'static str,
-    }
     #[derive(serde::Serialize)]
     struct Fields<'a> {
         kind: Kind,
@@ -109,30 +99,21 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<&'a str>,
     }
-    let timestamp = chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let record = Line {
-        timestamp,
-        level: "INFO",
-        fields: Fields {
-            kind: r.kind,
-            request_id: r.request_id,
-            user: r.user.unwrap_or("-"),
-            client_ip: r.client_ip.to_canonical(),
-            rule: r.rule.unwrap_or("-"),
-            decision: r.decision,
-            reason: r.reason,
-            risk_score: r.risk.map(|(s, _)| s),
-            risk_reasons: r.risk.map(|(_, codes)| codes),
-            method: r.request.map(|a| a.method),
-            host: r.request.map(|a| a.host),
-            path: r.request.map(|a| a.path),
-        },
-        target: "audit",
+    let fields = Fields {
+        kind: r.kind,
+        request_id: r.request_id,
+        user: r.user.unwrap_or("-"),
+        client_ip: r.client_ip.to_canonical(),
+        rule: r.rule.unwrap_or("-"),
+        decision: r.decision,
+        reason: r.reason,
+        risk_score: r.risk.map(|(s, _)| s),
+        risk_reasons: r.risk.map(|(_, codes)| codes),
+        method: r.request.map(|a| a.method),
+        host: r.request.map(|a| a.host),
+        path: r.request.map(|a| a.path),
     };
-    let mut buf = Vec::with_capacity(320);
-    serde_json::to_writer(&mut buf, &record).expect("an audit record always serializes");
-    buf.push(b'\n');
-    buf
+    crate::log_line::render("audit", &fields, at, 320)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod demo_app;
 pub mod explain;
 pub mod gateway;
+pub mod log_line;
 pub mod metrics;
 pub mod parse;
 pub mod pipeline;
