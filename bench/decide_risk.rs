@@ -90,6 +90,7 @@ fn per_request(c: &mut Criterion) {
         ip: "81.2.69.142".parse().unwrap(),
         at: NOW,
         device: DeviceStatus::Known,
+        proofs: Vec::new(),
     };
     for (name, with_geoip) in [
         ("evaluate (signed in, aal1 route), no GeoIP", false),

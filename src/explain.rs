@@ -2,7 +2,11 @@
 //! goes through the gateway's own `pipeline::evaluate` against a store that lives in memory,
 //! seeded with what the question says (a session signed in with a password at `--at`, the
 //! user's risk history, a device cookie); it prints the matched rule, each signal's points and
-//! reason, the score against the thresholds, and the decision.
+//! reason, the score against the thresholds, and the decision. `stepgate test-policy` runs a
+//! file of such requests in the same sandbox ([`cases`], [`suite`]).
+
+pub mod cases;
+pub mod suite;
 
 use crate::clock::{ManualClock, UnixTime};
 use crate::config::{Config, Identity};
@@ -29,6 +33,9 @@ pub struct Question {
     pub ip: IpAddr,
     pub at: UnixTime,
     pub device: DeviceStatus,
+    /// The proofs the user's session holds, oldest sign-in first; empty: one password proof
+    /// made at `at`. The session was last active at `at` whatever their age.
+    pub proofs: Vec<Proof>,
 }
 
 /// Explains `q` under `cfg`; `history` is the user's risk history (empty when unknown).
@@ -146,21 +153,29 @@ pub async fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
 }
 
 /// A gateway of its own for the question: `cfg`, a clock stopped at `--at`, and an in-memory
-/// store holding the user's session (a password proof at `--at`), history and device. The
-/// context asks for `/` on the public host; set `host`, `path`, `query` for another request.
-/// The bench evaluates requests in it too.
+/// store holding the user's session (`q.proofs`, or a password proof at `--at`), history and
+/// device. The context asks for `/` on the public host; set `host`, `path`, `query` for another
+/// request. The bench evaluates requests in it too, and `test-policy` each case.
 pub async fn sandbox(cfg: &Config, q: &Question, history: &RiskHistory) -> Result<Ctx, String> {
+    sandbox_on(Arc::new(Live::new(cfg.clone())?), q, history).await
+}
+
+/// [`sandbox`] on a `Live` already built from the config, for many questions in a row.
+pub async fn sandbox_on(live: Arc<Live>, q: &Question, history: &RiskHistory) -> Result<Ctx, String> {
     let store = Arc::new(EmbeddedStore::in_memory().map_err(|e| e.to_string())?);
     let clock = Arc::new(ManualClock::new(q.at));
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let state = Arc::new(AppState::new(Live::new(cfg.clone())?, store.clone(), clock, metrics));
-    let live = state.live();
+    let state = Arc::new(AppState::sharing(live.clone(), store.clone(), clock, metrics));
+    let cfg = &live.config;
     let mut history = history.clone();
     let mut session_cookie = None;
     let mut device_cookie = None;
     if let Some(user) = &q.user {
-        let proof = Proof { level: Level::Aal1, method: AuthMethod::Password, auth_time: q.at };
-        let session = Session::new(user, proof);
+        let signed_in = Proof { level: Level::Aal1, method: AuthMethod::Password, auth_time: q.at };
+        let mut proofs = q.proofs.iter().cloned();
+        let mut session = Session::new(user, proofs.next().unwrap_or(signed_in));
+        proofs.for_each(|p| session.record(p));
+        session.last_seen = q.at;
         let id = SessionId::generate();
         let expires = session.expires_at(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout);
         store.put_session(&id.key(), &session, expires).await.map_err(|e| e.to_string())?;
@@ -183,7 +198,7 @@ pub async fn sandbox(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
     };
     Ok(Ctx {
         state,
-        live,
+        live: live.clone(),
         now: q.at,
         request_id: "explain".to_string(),
         conn: Arc::new(Conn::plain(SocketAddr::new(q.ip, 0))),

@@ -62,6 +62,12 @@ enum Command {
         #[arg(long, default_value = "known")]
         device: String,
     },
+    /// Run a file of policy test cases (`[[case]]`: a request and the decision expected)
+    /// against --config. Exit 0: all pass, 1: a case failed, 2: a broken case file or config.
+    TestPolicy {
+        /// The case file, e.g. policy-tests.toml.
+        cases: PathBuf,
+    },
     /// Run a demo app behind the gateway with a demo policy and user.
     Demo,
     /// Serve only the demo app (the upstream used by `demo`, tests and the bench).
@@ -115,6 +121,14 @@ fn say(text: std::fmt::Arguments<'_>, newline: bool) -> Result<()> {
     }
 }
 
+/// Ends the command with this exit status, after printing `message` (if any) on stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct ExitWith {
+    code: u8,
+    message: String,
+}
+
 /// `eprintln!` that never panics: with standard error closed there is nobody left to tell.
 fn say_err(text: std::fmt::Arguments<'_>) {
     use std::io::Write;
@@ -126,6 +140,13 @@ fn main() -> std::process::ExitCode {
     match real_main(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) if e.is::<StdoutClosed>() => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<ExitWith>() => {
+            let exit = e.downcast_ref::<ExitWith>().map_or((1, ""), |x| (x.code, x.message.as_str()));
+            if !exit.1.is_empty() {
+                say_err(format_args!("stepgate: {}", exit.1));
+            }
+            std::process::ExitCode::from(exit.0)
+        }
         Err(e) => {
             say_err(format_args!("stepgate: {e:#}"));
             std::process::ExitCode::FAILURE
@@ -167,14 +188,31 @@ fn real_main(cli: Cli) -> Result<()> {
                 Some(u) => runtime()?.block_on(read_history(&cfg, u))?,
                 None => Default::default(),
             };
-            let q = stepgate::explain::Question { method, url, user, ip, at, device };
+            let q = stepgate::explain::Question { method, url, user, ip, at, device, proofs: Vec::new() };
             let text = runtime()?.block_on(stepgate::explain::explain(&cfg, &q, &history)).map_err(|e| anyhow!(e))?;
             out_raw!("{}", text)?;
             Ok(())
         }
+        Command::TestPolicy { cases } => test_policy(&cli.config, &overrides, &cases),
         Command::Demo => runtime()?.block_on(demo(cli.listen.unwrap_or_else(|| "127.0.0.1:8080".into()))),
         Command::DemoApp => runtime()?.block_on(demo_app(cli.listen.unwrap_or_else(|| "127.0.0.1:3000".into()))),
     }
+}
+
+/// `test-policy`: exit 0 when every case passes, 1 when one fails, 2 when the case file or the
+/// config cannot be used.
+fn test_policy(config: &std::path::Path, overrides: &Overrides, cases: &std::path::Path) -> Result<()> {
+    use stepgate::explain::{cases as case_file, suite};
+    let broken = |message: String| anyhow!(ExitWith { code: 2, message });
+    let cfg = config::load(config, overrides).map_err(|e| broken(format!("{}: {e}", config.display())))?;
+    let text = std::fs::read_to_string(cases).map_err(|e| broken(format!("{}: {e}", cases.display())))?;
+    let cases = case_file::parse(&cases.display().to_string(), &text, &cfg).map_err(|e| broken(e.to_string()))?;
+    let report = runtime()?.block_on(suite::run(&cfg, &cases)).map_err(broken)?;
+    out_raw!("{}", report.text)?;
+    if report.failed > 0 {
+        return Err(ExitWith { code: 1, message: String::new() }.into());
+    }
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -55,8 +55,13 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(live: Live, store: SharedStore, clock: SharedClock, metrics: SharedMetrics) -> AppState {
+        AppState::sharing(Arc::new(live), store, clock, metrics)
+    }
+
+    /// A state on a `Live` built once and shared (`test-policy` runs each case in its own state).
+    pub fn sharing(live: Arc<Live>, store: SharedStore, clock: SharedClock, metrics: SharedMetrics) -> AppState {
         let store = MeteredStore::wrap(store, metrics.clone());
-        AppState { live: RwLock::new(Arc::new(live)), store, clock, metrics }
+        AppState { live: RwLock::new(live), store, clock, metrics }
     }
 
     /// The config in force now; read afresh per request so a reload is honoured at once.

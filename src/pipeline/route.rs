@@ -90,6 +90,7 @@ require = "none"
             ip: ip.parse().unwrap(),
             at: crate::clock::UnixTime(1_795_435_200),
             device: crate::risk::device::DeviceStatus::Known,
+            proofs: Vec::new(),
         };
         let out = crate::explain::explain(&cfg, &q("http://app.example/.stepgate/login", "203.0.113.7"), &history)
             .await
