@@ -13,6 +13,7 @@ mod max_age;
 mod metrics;
 mod open_redirect;
 mod paths;
+mod policy_cases;
 mod redis;
 mod redis_tls;
 mod restart;
