@@ -62,8 +62,11 @@ enum Command {
         #[arg(long, default_value = "known")]
         device: String,
     },
-    /// Run a file of policy test cases (`[[case]]`: a request and the decision expected)
-    /// against --config. Exit 0: all pass, 1: a case failed, 2: a broken case file or config.
+    /// Run policy test cases (requests and the decisions expected) against --config.
+    ///
+    /// Each `[[case]]` of the file runs through the gateway's own evaluation, in memory; one
+    /// line per case, `ok` or `FAIL`. Exit 0: all pass, 1: a case failed, 2: a broken case
+    /// file or config.
     TestPolicy {
         /// The case file, e.g. policy-tests.toml.
         cases: PathBuf,
