@@ -6,6 +6,7 @@ mod support;
 mod browser;
 mod cli;
 mod csrf;
+mod forward_auth;
 mod headers;
 mod max_age;
 mod open_redirect;
