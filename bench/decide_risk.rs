@@ -1,21 +1,20 @@
-//! Criterion bench: the per-request policy work — classify the route, look the client up in
-//! GeoIP (when configured), score every signal, apply the thresholds, decide.
+//! Criterion bench: the per-request policy work, through the gateway's own `pipeline::evaluate`
+//! — route, identify (a session read), score every signal (history and counter reads, GeoIP
+//! when configured), decide — against an in-memory store (`explain::sandbox`).
 //!
 //!   cargo bench --bench decide_risk
 //!
-//! Store reads (history, counters) are not included: they are I/O, measured by bench/run.sh.
+//! The network and a store on disk or Redis are not included: bench/run.sh measures those.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
 use stepgate::clock::UnixTime;
 use stepgate::config::{self, Config, Overrides};
-use stepgate::policy::decide::decide_with_risk;
-use stepgate::policy::level::{AuthMethod, Level, Proof};
+use stepgate::explain::{sandbox, Question};
+use stepgate::pipeline::{evaluate, Pass};
 use stepgate::policy::normalize::normalize_path;
 use stepgate::risk::device::DeviceStatus;
-use stepgate::risk::geo::GeoFacts;
 use stepgate::risk::history::{RiskHistory, Sighting};
-use stepgate::risk::{self, user_agent_hash, Counts, Facts, ProofContext};
 
 const NOW: UnixTime = UnixTime(1_795_435_200);
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36";
@@ -83,37 +82,26 @@ fn per_request(c: &mut Criterion) {
         }),
         countries: vec!["GB".into()],
     };
-    let proofs = vec![
-        Proof { level: Level::Aal1, method: AuthMethod::Password, auth_time: UnixTime(NOW.0 - 600) },
-        Proof { level: Level::Aal2, method: AuthMethod::Totp, auth_time: UnixTime(NOW.0 - 60) },
-    ];
-    let ip = "81.2.69.142".parse().unwrap();
-    let context = ProofContext { ip, user_agent: user_agent_hash(UA), country: Some("GB".into()) };
-    let path = normalize_path("/transfer").unwrap();
-    for (name, with_geoip) in [("decide+score, no GeoIP", false), ("decide+score, GeoIP (city, ASN, anonymous)", true)]
-    {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let question = Question {
+        method: http::Method::GET,
+        url: "https://app.example/account".into(),
+        user: Some("alice".into()),
+        ip: "81.2.69.142".parse().unwrap(),
+        at: NOW,
+        device: DeviceStatus::Known,
+    };
+    for (name, with_geoip) in [
+        ("evaluate (signed in, aal1 route), no GeoIP", false),
+        ("evaluate (signed in, aal1 route), GeoIP (city, ASN, anonymous)", true),
+    ] {
         let cfg = config(with_geoip);
+        let mut ctx = rt.block_on(sandbox(&cfg, &question, &history)).expect("the sandbox");
+        ctx.host = "app.example".into();
+        ctx.path = normalize_path("/account").unwrap();
+        ctx.risk_ctx.user_agent = UA.into();
         c.bench_function(name, |b| {
-            b.iter(|| {
-                let rule = cfg.routes.classify("app.example", black_box(&path), &http::Method::POST);
-                let geo = match &cfg.risk.location {
-                    Some(l) => l.geo.lookup(black_box(ip)),
-                    None => GeoFacts::default(),
-                };
-                let facts = Facts {
-                    now: NOW,
-                    ip,
-                    user_agent: UA,
-                    geo: &geo,
-                    device: Some(DeviceStatus::Known),
-                    history: &history,
-                    counts: Counts { recent_requests: 3, failed_challenges: 0 },
-                    proof_context: Some(&context),
-                };
-                let assessment = risk::assess(&cfg.risk, rule.risk.window.as_ref(), &facts);
-                let verdict = risk::verdict(&cfg.risk, &rule.risk, &assessment);
-                black_box(decide_with_risk(&rule.action, Some(&proofs), NOW, &verdict))
-            })
+            b.iter(|| rt.block_on(async { black_box(evaluate(black_box(&ctx), Pass::LookOnly).await.outcome) }))
         });
     }
 }

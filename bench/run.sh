@@ -91,10 +91,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Three distinct free ports, held open together while they are chosen.
-read -r UP_PORT NGINX_PORT GW_PORT REDIS_PORT GWR_PORT < <(python3 -c '
+# Distinct free ports, held open together while they are chosen.
+read -r UP_PORT NGINX_PORT GW_PORT REDIS_PORT GWR_PORT NGINX_AUTH0_PORT NGINX_FA0_PORT NGINX_FA_PORT < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -164,6 +164,68 @@ http {
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
         }
     }
+    # Forward-auth: a zero-cost auth server (it says yes to everything)...
+    upstream auth0 {
+        server 127.0.0.1:$NGINX_AUTH0_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_AUTH0_PORT;
+        location / {
+            return 200;
+        }
+    }
+    # ...and stepgate's /.stepgate/auth, asked the same way.
+    upstream stepgate_auth {
+        server 127.0.0.1:$GW_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_FA0_PORT;
+        location = /_auth {
+            internal;
+            proxy_pass http://auth0/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header X-Original-Method \$request_method;
+        }
+        location / {
+            auth_request /_auth;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+        }
+    }
+    server {
+        listen 127.0.0.1:$NGINX_FA_PORT;
+        location = /_auth {
+            internal;
+            proxy_pass http://stepgate_auth/.stepgate/auth;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+        location / {
+            auth_request /_auth;
+            auth_request_set \$stepgate_user \$upstream_http_x_stepgate_user;
+            auth_request_set \$stepgate_level \$upstream_http_x_stepgate_level;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Stepgate-User \$stepgate_user;
+            proxy_set_header X-Stepgate-Level \$stepgate_level;
+        }
+    }
 }
 EOF
 "$NGINX" -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" ||
@@ -183,6 +245,7 @@ write_config() {
 [listen]
 address = "127.0.0.1:$2"
 public_url = "http://localhost:$2"
+trusted_proxies = ["127.0.0.1/32"]
 
 [upstream]
 url = "http://127.0.0.1:$UP_PORT"
@@ -230,6 +293,8 @@ UP="http://127.0.0.1:$UP_PORT"
 NGX="http://127.0.0.1:$NGINX_PORT"
 GW="http://127.0.0.1:$GW_PORT"
 GWR="http://127.0.0.1:$GWR_PORT"
+FA0="http://127.0.0.1:$NGINX_FA0_PORT"
+FA="http://127.0.0.1:$NGINX_FA_PORT"
 
 # --- sign in ----------------------------------------------------------------------------------
 
@@ -270,6 +335,11 @@ expect_page "$GW/public/x" "Public page"
 expect_page "$NGX/account" "Your account"
 expect_page "$GW/account" "Signed in as <strong>bench</strong>" -H "$COOKIE"
 expect_page "$GWR/account" "Signed in as <strong>bench</strong>" -H "$COOKIE_R"
+expect_page "$FA0/account" "Your account"
+# Through nginx asking stepgate: the app names the user stepgate vouched for.
+expect_page "$FA/account" "bench" -H "$COOKIE"
+fa_status="$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$FA/account")"
+[[ "$fa_status" == 401 ]] || die "nginx asking stepgate let /account through without a session ($fa_status)"
 
 # --- measure ----------------------------------------------------------------------------------
 
@@ -338,8 +408,10 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     run_wrk d "$NGINX_PID" "$NGX/account"
     run_wrk e "$GW_PID" "$GW/account" -H "$COOKIE"
     run_wrk f "$GWR_PID" "$GWR/account" -H "$COOKIE_R"
+    run_wrk g "$NGINX_PID" "$FA0/account"
+    run_wrk h "$GW_PID" "$FA/account" -H "$COOKIE"
 done
-for id in a b c d e f; do
+for id in a b c d e f g h; do
     SPREAD[$id]="$(tr ' ' '\n' <<<"${RPS[$id]}" | awk 'NF' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }')"
     RPS[$id]="$(median "${RPS[$id]}" %.0f)" P99[$id]="$(median "${P99[$id]}" %.2f)"
     CPU[$id]="$(median "${CPU[$id]}" %.1f)"
@@ -382,6 +454,11 @@ RESULTS="$OUT_DIR/results.md"
     row d "nginx, \`/account\` (no auth)"
     row e "stepgate embedded, \`/account\` (session cookie, aal1)" d
     row f "stepgate redis, \`/account\` (session cookie, aal1)" d
+    row g "nginx \`auth_request\` → zero-cost auth (\`return 200\`), \`/account\`"
+    row h "nginx \`auth_request\` → stepgate \`/.stepgate/auth\`, \`/account\` (session, aal1)" g
+    echo
+    echo "Forward-auth (h) vs stepgate as the proxy (e): $(ratio "${RPS[h]}" "${RPS[e]}")x req/s."
+    echo "CPU µs/req in (g) is nginx's; in (h) it is stepgate's alone (nginx works too: see g)."
     echo
     echo "Redis vs embedded on the signed-in route: $(ratio "${RPS[f]}" "${RPS[e]}")x req/s (target >= 0.9)."
     echo
@@ -396,6 +473,6 @@ cat "$RESULTS"
 echo
 log "written to ${RESULTS#"$ROOT"/}; raw wrk output in ${OUT_DIR#"$ROOT"/}/wrk-*.txt"
 
-for id in a b c d e f; do
+for id in a b c d e f g h; do
     [[ "${BAD[$id]}" == 0 ]] || die "scenario $id had ${BAD[$id]} errors: the numbers above are not comparable"
 done

@@ -2,7 +2,9 @@
 # Installs the external programs the tests use as independent judges: oathtool (TOTP codes),
 # redis-server and redis-cli (the Redis store), Debian's Chromium and playwright-core (the
 # browser test with a virtual authenticator; no browser is downloaded), openssl (a test CA for
-# TLS, to the gateway and to Redis) and curl (an HTTPS client).
+# TLS, to the gateway and to Redis), curl (an HTTPS client), nginx and Caddy (real front
+# proxies in front of the forward-auth endpoint) and promtool (Debian's prometheus package,
+# which checks the /metrics output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -12,6 +14,9 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v nginx >/dev/null || need+=(nginx)
+command -v caddy >/dev/null || need+=(caddy)
+command -v promtool >/dev/null || need+=(prometheus)
 command -v node >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -3,8 +3,9 @@
 
 use std::net::IpAddr;
 
-/// What an audit record is about.
-#[derive(Debug, Clone, Copy)]
+/// What an audit record is about; serialized as the record's `kind` (snake case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Decision,
     SignIn,
@@ -36,6 +37,15 @@ impl Kind {
     }
 }
 
+/// The request a record is about: what was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    /// The normalized path, never the query (it may hold secrets).
+    pub path: &'a str,
+}
+
 /// One audit line.
 pub struct Record<'a> {
     pub kind: Kind,
@@ -43,41 +53,35 @@ pub struct Record<'a> {
     pub user: Option<&'a str>,
     pub client_ip: IpAddr,
     pub rule: Option<&'a str>,
-    pub decision: &'a str,
-    pub reason: &'a str,
+    /// A fixed word (`forward`, `challenge`, `success`...): `'static`, so the set stays bounded.
+    pub decision: &'static str,
+    /// A fixed reason code or phrase; never built from request data.
+    pub reason: &'static str,
     /// The risk score and its reason codes, on decisions.
     pub risk: Option<(u8, &'a str)>,
+    /// The request the record is about (decisions, closed tunnels).
+    pub request: Option<Asked<'a>>,
 }
 
-/// Where audit lines go: a function that takes one whole JSON line (newline included).
-pub type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
 
-static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
-
-/// Sends audit lines to `sink` from now on (the binary installs its log writer at start-up).
+/// Sends audit lines to `write` from now on (the binary installs its log writer at start-up).
 /// Until a sink is installed, and if the operator turned audit off, records go nowhere.
-pub fn install(sink: Sink) {
-    let _ = SINK.set(sink);
+pub fn install(write: crate::log_line::Write) {
+    SINK.install(write);
 }
 
-/// One audit line, in the same JSON shape as the other log lines (`timestamp`, `level`,
-/// `fields`, `target`), serialized straight into one buffer: this runs on every protected request.
+/// One audit line: this runs on every protected request.
 pub fn emit(r: &Record<'_>) {
-    let Some(sink) = SINK.get() else { return };
-    sink(&line(r, std::time::SystemTime::now()));
+    if SINK.is_installed() {
+        SINK.send(&line(r, std::time::SystemTime::now()));
+    }
 }
 
 fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
     #[derive(serde::Serialize)]
-    struct Line<'a> {
-        timestamp: String,
-        level: &'static str,
-        fields: Fields<'a>,
-        target: &'static str,
-    }
-    #[derive(serde::Serialize)]
     struct Fields<'a> {
-        kind: &'static str,
+        kind: Kind,
         request_id: &'a str,
         user: &'a str,
         client_ip: IpAddr,
@@ -88,28 +92,28 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         risk_score: Option<u8>,
         #[serde(skip_serializing_if = "Option::is_none")]
         risk_reasons: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        method: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<&'a str>,
     }
-    let timestamp = chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let record = Line {
-        timestamp,
-        level: "INFO",
-        fields: Fields {
-            kind: r.kind.as_str(),
-            request_id: r.request_id,
-            user: r.user.unwrap_or("-"),
-            client_ip: r.client_ip.to_canonical(),
-            rule: r.rule.unwrap_or("-"),
-            decision: r.decision,
-            reason: r.reason,
-            risk_score: r.risk.map(|(s, _)| s),
-            risk_reasons: r.risk.map(|(_, codes)| codes),
-        },
-        target: "audit",
+    let fields = Fields {
+        kind: r.kind,
+        request_id: r.request_id,
+        user: r.user.unwrap_or("-"),
+        client_ip: r.client_ip.to_canonical(),
+        rule: r.rule.unwrap_or("-"),
+        decision: r.decision,
+        reason: r.reason,
+        risk_score: r.risk.map(|(s, _)| s),
+        risk_reasons: r.risk.map(|(_, codes)| codes),
+        method: r.request.map(|a| a.method),
+        host: r.request.map(|a| a.host),
+        path: r.request.map(|a| a.path),
     };
-    let mut buf = Vec::with_capacity(320);
-    serde_json::to_writer(&mut buf, &record).expect("an audit record always serializes");
-    buf.push(b'\n');
-    buf
+    crate::log_line::render("audit", &fields, at, 320)
 }
 
 #[cfg(test)]
@@ -127,6 +131,7 @@ mod tests {
             decision: "challenge",
             reason: "proof too weak or too old",
             risk: Some((40, "new_device,new_country")),
+            request: Some(Asked { method: "POST", host: "app.example", path: "/transfer" }),
         };
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_556_800_123_456);
         let bytes = line(&r, at);
@@ -144,11 +149,16 @@ mod tests {
         assert_eq!(f["decision"], "challenge");
         assert_eq!(f["risk_score"], 40);
         assert_eq!(f["risk_reasons"], "new_device,new_country");
+        assert_eq!(
+            (&f["method"], &f["host"], &f["path"]),
+            (&"POST".into(), &"app.example".into(), &"/transfer".into())
+        );
 
-        let r = Record { user: None, rule: None, risk: None, ..r };
+        let r = Record { user: None, rule: None, risk: None, request: None, ..r };
         let v: serde_json::Value = serde_json::from_slice(&line(&r, at)).unwrap();
         assert_eq!(v["fields"]["user"], "-");
         assert_eq!(v["fields"]["rule"], "-");
         assert!(v["fields"].get("risk_score").is_none());
+        assert!(v["fields"].get("path").is_none());
     }
 }

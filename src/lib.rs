@@ -1,5 +1,6 @@
 //! stepgate: a step-up authentication gateway.
 
+pub mod access_log;
 pub mod audit;
 pub mod authn;
 pub mod body;
@@ -7,11 +8,17 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod demo_app;
+pub mod explain;
 pub mod gateway;
+pub mod log_line;
+pub mod metrics;
+pub mod parse;
+pub mod pipeline;
 pub mod policy;
 pub mod proxy;
 pub mod respond;
 pub mod risk;
+pub mod secretbox;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -159,16 +159,17 @@ fn real_main(cli: Cli) -> Result<()> {
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| anyhow!("--method '{method}' is not an HTTP method"))?;
             let at = match at {
-                Some(s) => stepgate::risk::explain::parse_time(&s).map_err(|e| anyhow!(e))?,
+                Some(s) => stepgate::explain::parse_time(&s).map_err(|e| anyhow!(e))?,
                 None => stepgate::clock::Clock::now(&SystemClock),
             };
-            let device = stepgate::risk::explain::parse_device(&device).map_err(|e| anyhow!(e))?;
+            let device = stepgate::explain::parse_device(&device).map_err(|e| anyhow!(e))?;
             let history = match &user {
                 Some(u) => runtime()?.block_on(read_history(&cfg, u))?,
                 None => Default::default(),
             };
-            let q = stepgate::risk::explain::Question { method, url, user, ip, at, device };
-            out_raw!("{}", stepgate::risk::explain::explain(&cfg, &q, &history).map_err(|e| anyhow!(e))?)?;
+            let q = stepgate::explain::Question { method, url, user, ip, at, device };
+            let text = runtime()?.block_on(stepgate::explain::explain(&cfg, &q, &history)).map_err(|e| anyhow!(e))?;
+            out_raw!("{}", text)?;
             Ok(())
         }
         Command::Demo => runtime()?.block_on(demo(cli.listen.unwrap_or_else(|| "127.0.0.1:8080".into()))),
@@ -183,7 +184,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// JSON lines on stderr, written by a background thread through a buffer, so a request never
 /// waits on the write; nothing is dropped (the queue blocks when full) and the returned guard
 /// flushes on exit. Audit records go through the same writer and stay on whatever
-/// `STEPGATE_LOG` says, unless it holds the directive `audit=off`.
+/// `STEPGATE_LOG` says, unless it holds the directive `audit=off`; so do access lines, unless
+/// `[access_log] enabled = false`.
 fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let spec = std::env::var("STEPGATE_LOG").unwrap_or_else(|_| "info".into());
@@ -202,6 +204,13 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
             let _ = audit_writer.clone().write_all(line);
         }));
     }
+    // Access lines (one per request) go through the same writer; `[access_log] enabled`
+    // switches them, read per request.
+    let access_writer = writer.clone();
+    stepgate::access_log::install(Box::new(move |line| {
+        use std::io::Write;
+        let _ = access_writer.clone().write_all(line);
+    }));
     tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(writer).init();
     guard
 }
@@ -210,7 +219,7 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
 /// the store cannot be read (an embedded file held by a running gateway, Redis down).
 /// Errs only when standard output does.
 async fn read_history(cfg: &config::Config, user: &str) -> Result<stepgate::risk::history::RiskHistory> {
-    if let config::StoreConfig::Embedded { path } = &cfg.store {
+    if let stepgate::store::config::StoreConfig::Embedded { path } = &cfg.store {
         if !path.exists() {
             out!("history   none: the store file {} does not exist", path.display())?;
             return Ok(Default::default());
@@ -252,6 +261,18 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
                 Some(w) => out!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name)?,
                 None => out!("webauthn: off")?,
             }
+            match cfg.metrics {
+                Some(addr) => out!("metrics: GET http://{addr}/metrics")?,
+                None => out!("metrics: off (set [metrics] address to serve /metrics)")?,
+            }
+            out!(
+                "access log: {}",
+                match (cfg.access_log.enabled, cfg.access_log.query) {
+                    (false, _) => "off",
+                    (true, false) => "on (without query strings)",
+                    (true, true) => "on (with query strings)",
+                }
+            )?;
             Ok(())
         }
         Err(e) => bail!("{}: {e}", path.display()),
@@ -267,14 +288,17 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
     let cfg = config::load(&path, &overrides).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let clock: SharedClock = Arc::new(SystemClock);
     let store = main_rt.block_on(async { server::open_store(&cfg, &clock) }).map_err(|e| anyhow!(e))?;
+    // One set of metrics for every serving thread, served by one listener on the main runtime.
+    let metrics = Arc::new(stepgate::metrics::Metrics::new());
+    let metrics_server = main_rt.block_on(server::start_metrics(&cfg, &metrics)).map_err(|e| anyhow!(e))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let listeners = server::reuseport_listeners(cfg.listen, cfg.workers).map_err(|e| anyhow!(e))?;
     let address = listeners[0].local_addr()?;
     let mut threads = Vec::new();
     for (worker, listener) in listeners.into_iter().enumerate() {
-        let (cfg, store, clock, mut stop, ready) =
-            (cfg.clone(), store.clone(), clock.clone(), stop_rx.clone(), ready_tx.clone());
+        let (cfg, store, clock, metrics, mut stop, ready) =
+            (cfg.clone(), store.clone(), clock.clone(), metrics.clone(), stop_rx.clone(), ready_tx.clone());
         let thread = std::thread::Builder::new().name(format!("stepgate-{worker}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -285,7 +309,7 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
             };
             rt.block_on(async move {
                 let running = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => server::start_on(listener, cfg, store, clock).await,
+                    Ok(listener) => server::start_worker(listener, cfg, store, clock, metrics).await,
                     Err(e) => Err(format!("listen.address {}: {e}", cfg.listen)),
                 };
                 match running {
@@ -313,7 +337,8 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
             }
         }
     }
-    tracing::info!(%address, workers = cfg.workers, tls = cfg.tls.is_some(), "stepgate listening");
+    let metrics_address = metrics_server.as_ref().map(|m| m.addr.to_string()).unwrap_or_else(|| "off".into());
+    tracing::info!(%address, workers = cfg.workers, tls = cfg.tls.is_some(), metrics = %metrics_address, "stepgate listening");
     main_rt.block_on(async {
         #[cfg(unix)]
         {
@@ -333,6 +358,9 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
     let _ = stop_tx.send(true);
     for t in threads {
         let _ = t.join();
+    }
+    if let Some(m) = metrics_server {
+        main_rt.block_on(m.shutdown());
     }
     Ok(())
 }

@@ -1,9 +1,15 @@
 //! The one place that turns errors into responses: a small HTML page for browsers, JSON for
-//! everything else.
+//! everything else, with the same headers as every gateway page.
 
 use crate::body::{self, Body};
 use crate::proxy::ProxyError;
-use http::header::{HeaderMap, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+
+/// The request id, sent back on every answer and forwarded to the app.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use http::{Response, StatusCode};
 
 /// True unless the client prefers HTML. Browsers send `Accept: text/html,...`; API clients send
@@ -32,32 +38,69 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
     !(html_q > 0.0 && html_q >= json_q)
 }
 
-/// An error response: a small self-contained HTML page (everything escaped, no script) or
-/// `{"error": title, "detail": detail}`. Never cached, never framed.
-pub fn error_page(status: StatusCode, title: &str, detail: &str, json: bool) -> Response<Body> {
-    let (content_type, body) = if json {
-        let v = serde_json::json!({ "error": title, "detail": detail });
-        ("application/json", v.to_string())
+/// How to answer this request's refusals: JSON or HTML, and the request id to show.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    pub json: bool,
+    pub request_id: &'a str,
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Strict headers on every response the gateway makes itself (pages, refusals, JSON): no
+/// inline script, no framing, no caching, no sniffing.
+pub fn page_headers(h: &mut HeaderMap) {
+    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("same-origin"));
+}
+
+/// The one refusal response: a small self-contained HTML page (everything escaped, no
+/// script) or `{"error": title, "error_description": detail, "request_id": …}`. Both carry
+/// the request id, so a user can quote it and an operator find the log lines.
+pub fn error_page(status: StatusCode, title: &str, detail: &str, reply: Reply<'_>) -> Response<Body> {
+    refusal(status, title, detail, reply, serde_json::Map::new())
+}
+
+/// `error_page`, with more fields for the JSON shape (the RFC 9470 answer's `required_level`...).
+pub fn refusal(
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    reply: Reply<'_>,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Response<Body> {
+    let (content_type, body) = if reply.json {
+        let mut v = serde_json::Map::new();
+        v.insert("error".into(), title.into());
+        v.insert("error_description".into(), detail.into());
+        v.insert("request_id".into(), reply.request_id.into());
+        v.extend(extra);
+        ("application/json", serde_json::Value::Object(v).to_string())
     } else {
-        let (title, detail) = (escape(title), escape(detail));
+        let (title, detail, id) = (escape(title), escape(detail), escape(reply.request_id));
         let code = status.as_u16();
         let page = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{code} {title}</title>\
              <link rel=\"stylesheet\" href=\"/.stepgate/static/style.css\"></head>\n\
-             <body><main class=\"error\"><h1>{title}</h1><p>{detail}</p></main></body></html>\n"
+             <body><main class=\"error\"><h1>{title}</h1><p>{detail}</p>\
+             <p class=\"request-id\">Request id: <code>{id}</code></p></main></body></html>\n"
         );
         ("text/html; charset=utf-8", page)
     };
     let mut resp = Response::new(body::full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
+    page_headers(h);
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'self'"));
+    if let Ok(v) = HeaderValue::from_str(reply.request_id) {
+        h.insert(X_REQUEST_ID, v);
+    }
     resp
 }
 
@@ -103,7 +146,7 @@ impl ProxyError {
 
 /// The response for a failed forward. The body says what kind of failure it was, never the
 /// upstream's address or the underlying error; those go to the log.
-pub fn proxy_error_response(err: &ProxyError, json: bool) -> Response<Body> {
+pub fn proxy_error_response(err: &ProxyError, reply: Reply<'_>) -> Response<Body> {
     let status = err.status().as_u16();
     match err.blame() {
         Blame::Client => {
@@ -118,7 +161,7 @@ pub fn proxy_error_response(err: &ProxyError, json: bool) -> Response<Body> {
         ProxyError::BadTarget(_) => ("Bad request", "The request path cannot be forwarded."),
         ProxyError::ClientBody(_) => ("Bad request", "The request body is malformed or was cut short."),
     };
-    error_page(err.status(), title, detail, json)
+    error_page(err.status(), title, detail, reply)
 }
 
 #[cfg(test)]
@@ -149,11 +192,17 @@ mod tests {
 
     #[tokio::test]
     async fn html_page_is_escaped_and_locked_down() {
-        let resp = error_page(StatusCode::FORBIDDEN, "No <access>", "x\" onload='y' & z", false);
+        let resp = error_page(
+            StatusCode::FORBIDDEN,
+            "No <access>",
+            "x\" onload='y' & z",
+            Reply { json: false, request_id: "ab<12" },
+        );
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         let h = resp.headers();
         assert_eq!(h[CONTENT_TYPE], "text/html; charset=utf-8");
-        assert_eq!(h[CONTENT_SECURITY_POLICY], "default-src 'none'; style-src 'self'");
+        assert_eq!(h[CONTENT_SECURITY_POLICY], CSP);
+        assert_eq!(h[X_REQUEST_ID], "ab<12");
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h[CACHE_CONTROL], "no-store");
         assert_eq!(h["x-content-type-options"], "nosniff");
@@ -161,16 +210,21 @@ mod tests {
         assert!(body.contains("No &lt;access&gt;"));
         assert!(body.contains("x&quot; onload=&#39;y&#39; &amp; z"));
         assert!(!body.contains("<access>"));
+        assert!(body.contains("Request id: <code>ab&lt;12</code>"), "{body}");
         assert!(!body.contains("<script"));
     }
 
     #[tokio::test]
     async fn json_body() {
-        let resp = error_page(StatusCode::BAD_GATEWAY, "Bad gateway", "say \"hi\"", true);
+        let resp =
+            error_page(StatusCode::BAD_GATEWAY, "Bad gateway", "say \"hi\"", Reply { json: true, request_id: "r1" });
         assert_eq!(resp.headers()[CONTENT_TYPE], "application/json");
         assert_eq!(resp.headers()[CACHE_CONTROL], "no-store");
         let v: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
-        assert_eq!(v, serde_json::json!({"error": "Bad gateway", "detail": "say \"hi\""}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "Bad gateway", "error_description": "say \"hi\"", "request_id": "r1"})
+        );
     }
 
     #[tokio::test]
@@ -183,7 +237,7 @@ mod tests {
         assert_eq!(upstream.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
         for (err, json) in [(&connect, true), (&timeout, false), (&upstream, true)] {
-            let resp = proxy_error_response(err, json);
+            let resp = proxy_error_response(err, Reply { json, request_id: "r1" });
             assert_eq!(resp.status(), err.status());
             let body = text(resp).await;
             assert!(!body.contains("10.9.8.7"), "{body}");

@@ -1,8 +1,13 @@
 //! Listeners, connection serving (HTTP/1.1 and h2c, with upgrades), graceful shutdown, reload.
 
 use crate::clock::SharedClock;
-use crate::config::{self, Config, Overrides, StoreConfig};
+use crate::config::{self, Config, Overrides};
+use crate::metrics::labels::ReloadResult;
+use crate::metrics::listener::MetricsServer;
+use crate::metrics::{Metrics, SharedMetrics};
+use crate::pipeline::{Conn, TlsFacts};
 use crate::state::{AppState, Live, SharedState};
+use crate::store::config::StoreConfig;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::SharedStore;
@@ -16,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::rustls;
 
 /// How often the embedded store sweeps expired records.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -42,16 +48,22 @@ pub fn open_store(cfg: &Config, clock: &SharedClock) -> Result<SharedStore, Stri
 /// A running gateway, for `main` and for tests.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, when this gateway started the `[metrics]` listener.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: SharedState,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
+    metrics_server: Option<MetricsServer>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting (the metrics listener too), lets in-flight requests finish, and waits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.done.await;
+        if let Some(m) = self.metrics_server {
+            m.shutdown().await;
+        }
     }
 }
 
@@ -89,19 +101,46 @@ pub fn reuseport_listeners(addr: SocketAddr, n: usize) -> Result<Vec<std::net::T
     Ok(listeners)
 }
 
-/// Serves on an already bound listener until `shutdown()`.
+/// Serves on an already bound listener until `shutdown()`, with metrics of its own and, when
+/// `[metrics]` is set, the metrics listener.
 pub async fn start_on(
     listener: TcpListener,
     config: Config,
     store: SharedStore,
     clock: SharedClock,
 ) -> Result<Running, String> {
+    let metrics = Arc::new(Metrics::new());
+    let metrics_server = start_metrics(&config, &metrics).await?;
+    let mut running = start_worker(listener, config, store, clock, metrics).await?;
+    running.metrics_addr = metrics_server.as_ref().map(|m| m.addr);
+    running.metrics_server = metrics_server;
+    Ok(running)
+}
+
+/// The `[metrics]` listener serving `metrics`, if the config asks for one.
+pub async fn start_metrics(config: &Config, metrics: &SharedMetrics) -> Result<Option<MetricsServer>, String> {
+    match config.metrics {
+        Some(addr) => Ok(Some(crate::metrics::listener::start(addr, metrics.clone(), config.header_timeout).await?)),
+        None => Ok(None),
+    }
+}
+
+/// `start_on` for one of several serving threads that record into the same `metrics`; starts
+/// no metrics listener (the caller starts one, with `start_metrics`).
+pub async fn start_worker(
+    listener: TcpListener,
+    config: Config,
+    store: SharedStore,
+    clock: SharedClock,
+    metrics: SharedMetrics,
+) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let live = Live::new(config)?;
-    let state = Arc::new(AppState::new(live, store, clock));
+    metrics.config_loaded(clock.now());
+    let state = Arc::new(AppState::new(live, store, clock, metrics));
     let (stop, stop_rx) = watch::channel(false);
     let done = tokio::spawn(serve(listener, state.clone(), stop_rx));
-    Ok(Running { addr, state, stop, done })
+    Ok(Running { addr, metrics_addr: None, state, stop, done, metrics_server: None })
 }
 
 async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Receiver<bool>) {
@@ -125,16 +164,22 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let open = state.metrics.connection_opened();
                 let live = state.live();
                 let tls = live.config.tls.as_ref().map(|t| (t.acceptor(), header_timeout));
                 let (builder, watcher, state) = (builder.clone(), graceful.watcher(), state.clone());
                 tokio::spawn(async move {
+                    let _open = open;
                     let Some((acceptor, handshake_for)) = tls else {
-                        return serve_connection(&builder, watcher, stream, state, peer).await;
+                        let conn = Arc::new(Conn::plain(peer));
+                        return serve_connection(&builder, watcher, stream, state, conn).await;
                     };
                     // TLS: the handshake runs in the connection's own task, within the header timeout.
                     match tokio::time::timeout(handshake_for, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(&builder, watcher, stream, state, peer).await,
+                        Ok(Ok(stream)) => {
+                            let conn = Arc::new(tls_conn(peer, stream.get_ref().1));
+                            serve_connection(&builder, watcher, stream, state, conn).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -149,19 +194,28 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
     }
 }
 
+/// The connection facts a TLS handshake settled, read once for all its requests.
+fn tls_conn(peer: SocketAddr, tls: &rustls::ServerConnection) -> Conn {
+    let facts = TlsFacts {
+        server_name: tls.server_name().map(str::to_string),
+        alpn: tls.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+    };
+    Conn { peer, tls: Some(facts) }
+}
+
 /// Serves one accepted connection (plain, or after the TLS handshake) until it ends.
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     io: I,
     state: SharedState,
-    peer: SocketAddr,
+    conn: Arc<Conn>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, peer).await) }
+        let (state, conn) = (state.clone(), conn.clone());
+        async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, conn).await) }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -189,14 +243,21 @@ pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Pat
         }
         states.iter().map(|_| Live::new(cfg.clone())).collect::<Result<Vec<Live>, String>>()
     });
+    let record = |result| {
+        if let Some(s) = states.first() {
+            s.metrics.config_reload(result, s.clock.now());
+        }
+    };
     match built {
         Ok(lives) => {
             for (state, live) in states.iter().zip(lives) {
                 state.replace(live);
             }
+            record(ReloadResult::Success);
             tracing::info!(config = %path.display(), "config reloaded");
         }
         Err(e) => {
+            record(ReloadResult::Error);
             tracing::error!(config = %path.display(), error = %e, "config reload refused; keeping the last good config")
         }
     }
@@ -207,7 +268,7 @@ pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Pat
 /// apply them. Everything else (rules, risk, identity, sessions, upstream, TLS files, WebAuthn)
 /// is read afresh per request and applies at once.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    use crate::config::RedisTarget;
+    use crate::store::config::RedisTarget;
     let mut keys = Vec::new();
     let mut changed = |key: &'static str, differs: bool| {
         if differs {
@@ -217,6 +278,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     changed("listen.address", old.listen != new.listen);
     changed("listen.workers", old.workers != new.workers);
     changed("listen.header_timeout", old.header_timeout != new.header_timeout);
+    changed("metrics.address", old.metrics != new.metrics);
     // Compared field by field, never printed: a Redis URL may carry a password.
     match (&old.store, &new.store) {
         (StoreConfig::Embedded { path: a }, StoreConfig::Embedded { path: b }) => changed("store.path", a != b),
@@ -284,7 +346,7 @@ mod tests {
     fn names_each_changed_key_that_only_start_up_reads() {
         let redis = |url: &str, extra: &str| format!("[store]\nkind = \"redis\"\nurl = \"{url}\"\n{extra}");
         let base = config("workers = 2", "", "aal1");
-        let cases: [(Config, &[&str]); 9] = [
+        let cases: [(Config, &[&str]); 10] = [
             // Rules, and everything else read per request, apply at once.
             (config("workers = 2", "", "aal2"), &[]),
             (config("workers = 2\naddress = \"127.0.0.1:9090\"", "", "aal1"), &["listen.address"]),
@@ -294,6 +356,7 @@ mod tests {
             (config("workers = 2", &redis("redis://127.0.0.1:6379/0", ""), "aal1"), &["store.kind"]),
             (config("workers = 4\nheader_timeout = \"5s\"", "", "aal1"), &["listen.workers", "listen.header_timeout"]),
             (config("workers = 2", "", "none"), &[]),
+            (config("workers = 2", "[metrics]\naddress = \"127.0.0.1:9108\"", "aal1"), &["metrics.address"]),
             (base.clone(), &[]),
         ];
         for (new, want) in cases {

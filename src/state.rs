@@ -1,10 +1,12 @@
 //! What every request handler shares: the live config (reloadable), the store, the clock.
 
 use crate::authn::password::UsersFile;
-use crate::authn::secretbox::SecretBox;
 use crate::clock::SharedClock;
 use crate::config::{Config, Identity};
+use crate::metrics::store::MeteredStore;
+use crate::metrics::SharedMetrics;
 use crate::proxy::UpstreamClient;
+use crate::secretbox::SecretBox;
 use crate::store::SharedStore;
 use std::sync::{Arc, RwLock};
 
@@ -44,13 +46,17 @@ impl Live {
 
 pub struct AppState {
     live: RwLock<Arc<Live>>,
+    /// The configured store, each call timed into `metrics` (see `MeteredStore`).
     pub store: SharedStore,
     pub clock: SharedClock,
+    /// Shared by every serving thread of one gateway.
+    pub metrics: SharedMetrics,
 }
 
 impl AppState {
-    pub fn new(live: Live, store: SharedStore, clock: SharedClock) -> AppState {
-        AppState { live: RwLock::new(Arc::new(live)), store, clock }
+    pub fn new(live: Live, store: SharedStore, clock: SharedClock, metrics: SharedMetrics) -> AppState {
+        let store = MeteredStore::wrap(store, metrics.clone());
+        AppState { live: RwLock::new(Arc::new(live)), store, clock, metrics }
     }
 
     /// The config in force now; read afresh per request so a reload is honoured at once.

@@ -3,8 +3,8 @@
 pub mod error;
 pub mod password;
 pub mod recovery;
-pub mod secretbox;
 pub mod totp;
 
 pub use error::AuthnError;
 pub mod webauthn;
+pub mod webauthn_config;

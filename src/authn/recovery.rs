@@ -4,7 +4,7 @@
 //! 74 bits, shown as `xxxxx-xxxxx-xxxxx`. The store keeps only a keyed hash of each code: with
 //! this much entropy a keyed hash is enough and a slow password hash would add nothing.
 
-use crate::authn::secretbox::SecretBox;
+use crate::secretbox::SecretBox;
 use rand::Rng;
 
 /// How many codes a user gets at a time.

@@ -2,8 +2,8 @@
 //! keys. Ceremony state stays on the server under a random one-time id (the store's ephemeral
 //! records, taken once, with a short TTL); the browser holds only that id.
 
+use crate::authn::webauthn_config::WebauthnConfig;
 use crate::clock::UnixTime;
-use crate::config::webauthn::WebauthnConfig;
 use crate::policy::level::Level;
 use crate::store::{Store, StoreError, WebauthnCredential};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,31 +1,20 @@
 //! Configuration: raw TOML (`raw`) validated into `Config`. Every error names the key and the reason.
 
+pub mod observe;
 pub mod raw;
-pub mod store;
 pub mod tls;
-pub mod webauthn;
 
+use crate::authn::webauthn_config::WebauthnConfig;
+pub use crate::parse::{parse_cidr, parse_duration, ConfigError, DURATION_UNITS};
 use crate::policy::routes::RouteTable;
+use crate::proxy::config::Upstream;
 use crate::risk::config::RiskConfig;
+use crate::store::config::StoreConfig;
 use ipnet::IpNet;
 use raw::RawConfig;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A configuration error: which key, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct ConfigError {
-    pub key: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), reason: reason.into() }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -48,7 +37,10 @@ pub struct Config {
     pub routes: RouteTable,
     pub risk: RiskConfig,
     /// None: WebAuthn is off (`webauthn.enabled = false`).
-    pub webauthn: Option<webauthn::WebauthnConfig>,
+    pub webauthn: Option<WebauthnConfig>,
+    /// Where `GET /metrics` is served; None: no metrics listener. Read at start-up only.
+    pub metrics: Option<SocketAddr>,
+    pub access_log: observe::AccessLog,
 }
 
 /// The URL end users see: decides cookie flags and the origin checked on forms.
@@ -59,22 +51,6 @@ pub struct PublicUrl {
     pub origin: String,
     pub host: String,
 }
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// scheme://host:port of the app; request paths are appended to it.
-    pub authority: http::uri::Authority,
-    pub scheme: http::uri::Scheme,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
-    pub pool_idle_timeout: Duration,
-    pub pool_max_idle_per_host: usize,
-    /// Forward request headers whose name contains `_` (off: they are dropped, as nginx does,
-    /// because many stacks read `_` as `-`).
-    pub allow_underscores_in_headers: bool,
-}
-
-pub use store::{RedisConfig, RedisTarget, StoreConfig};
 
 #[derive(Debug, Clone)]
 pub enum Identity {
@@ -104,93 +80,6 @@ pub struct Totp {
     pub issuer: String,
     pub max_failures: u64,
     pub failure_window: Duration,
-}
-
-/// The duration units a config accepts, lower case only: `5M` is not five months here, nor five
-/// minutes; it is an error. `ms` stays for sub-second timeouts (`upstream.connect_timeout =
-/// "500ms"`); it cannot be mistaken for months.
-pub const DURATION_UNITS: &str = "ms, s, m, h, d";
-
-/// Parses a duration such as "30s", "5m", "12h", "1d" or "1h30m": whole numbers, each followed
-/// by one of [`DURATION_UNITS`]. Anything else is an error naming the key and the units.
-pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    let bad = || {
-        ConfigError::new(
-            key,
-            format!(
-                "'{value}' is not a duration: write a whole number and a unit ({DURATION_UNITS}, lower case), e.g. \"30s\", \"5m\", \"12h\", \"1d\""
-            ),
-        )
-    };
-    let mut total = Duration::ZERO;
-    let mut rest = value.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let letters = rest[digits..].bytes().take_while(u8::is_ascii_alphabetic).count();
-        if digits == 0 || letters == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        let unit = match &rest[digits..digits + letters] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(86_400),
-            _ => return Err(bad()),
-        };
-        let part = u32::try_from(n).ok().and_then(|n| unit.checked_mul(n)).ok_or_else(bad)?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-        rest = &rest[digits + letters..];
-    }
-    if total.is_zero() {
-        return Err(ConfigError::new(key, "must be longer than zero"));
-    }
-    Ok(total)
-}
-
-#[cfg(test)]
-mod duration_tests {
-    use super::*;
-
-    #[test]
-    fn only_lower_case_units_an_operator_means() {
-        for (text, secs) in
-            [("30s", 30), ("5m", 300), ("12h", 43_200), ("1d", 86_400), ("400d", 34_560_000), ("1h30m", 5400)]
-        {
-            assert_eq!(parse_duration("k", text).unwrap(), Duration::from_secs(secs), "{text}");
-        }
-        for text in [
-            "5M",
-            "5 months",
-            "1y",
-            "5mo",
-            "300",
-            "5min",
-            "1H",
-            "5S",
-            "1w",
-            "1.5h",
-            "-5m",
-            "5 m",
-            "m",
-            "",
-            "1h 30m",
-            "5MS",
-            "5Ms",
-            "+5m",
-            "99999999999d",
-        ] {
-            let e = parse_duration("rule 'x'.max_age", text).unwrap_err();
-            assert_eq!(e.key, "rule 'x'.max_age");
-            assert!(e.reason.contains("ms, s, m, h, d") && e.reason.contains("lower case"), "{text}: {e}");
-        }
-        assert_eq!(parse_duration("k", "300ms").unwrap(), Duration::from_millis(300));
-        assert!(parse_duration("k", "0s").unwrap_err().reason.contains("longer than zero"));
-    }
 }
 
 #[cfg(test)]
@@ -348,7 +237,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         trusted_proxies.push(parse_cidr(&format!("listen.trusted_proxies[{i}]"), p)?);
     }
     let upstream = parse_upstream(&raw.upstream)?;
-    let store = store::parse(&raw.store, base)?;
+    let store = crate::store::config::parse(&raw.store, base)?;
     let identity = match raw.identity.source.as_str() {
         "builtin" => Identity::Builtin { users_file: base.join(&raw.identity.users_file) },
         "header" => {
@@ -392,7 +281,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     let routes =
         RouteTable::build_with(&raw.rules, &raw.default, raw.routes.case_sensitive, &raw.routes.extension_methods)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
-    let webauthn = webauthn::parse(raw.webauthn.as_ref(), &public)?;
+    let webauthn = crate::authn::webauthn_config::parse(raw.webauthn.as_ref(), &public.host, &public.origin)?;
     let workers = match raw.listen.workers {
         None | Some(0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         Some(n) if n <= 256 => n,
@@ -400,6 +289,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
     let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
+    let metrics = observe::parse_metrics(raw.metrics.as_ref(), listen)?;
+    let access_log = observe::parse_access_log(&raw.access_log);
     Ok(Config {
         listen,
         workers,
@@ -416,6 +307,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         routes,
         risk,
         webauthn,
+        metrics,
+        access_log,
     })
 }
 
@@ -469,15 +362,6 @@ fn parse_upstream(raw: &raw::RawUpstream) -> Result<Upstream, ConfigError> {
         pool_max_idle_per_host: raw.pool_max_idle_per_host,
         allow_underscores_in_headers: raw.allow_underscores_in_headers,
     })
-}
-
-pub fn parse_cidr(key: &str, s: &str) -> Result<IpNet, ConfigError> {
-    if let Ok(net) = s.parse::<IpNet>() {
-        return Ok(net.trunc());
-    }
-    s.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| ConfigError::new(key, format!("'{s}' is not an IP address or CIDR")))
 }
 
 /// The key in the repository's example config.toml: accepted, with a loud warning.

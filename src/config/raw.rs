@@ -1,5 +1,8 @@
 //! The TOML file as written by operators. Strict: unknown keys are errors.
 
+use crate::authn::webauthn_config::RawWebauthn;
+use crate::policy::raw::{RawDefaultRule, RawRule};
+use crate::store::config::RawStore;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,7 +25,11 @@ pub struct RawConfig {
     #[serde(default)]
     pub risk: Option<crate::risk::config::RawRisk>,
     #[serde(default)]
-    pub webauthn: Option<super::webauthn::RawWebauthn>,
+    pub webauthn: Option<RawWebauthn>,
+    #[serde(default)]
+    pub metrics: Option<super::observe::RawMetrics>,
+    #[serde(default)]
+    pub access_log: super::observe::RawAccessLog,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RawRule>,
     pub default: RawDefaultRule,
@@ -63,34 +70,6 @@ pub struct RawUpstream {
     pub pool_max_idle_per_host: usize,
     #[serde(default)]
     pub allow_underscores_in_headers: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStore {
-    #[serde(default = "d_store_kind")]
-    pub kind: String,
-    /// embedded only (default "stepgate.db").
-    #[serde(default)]
-    pub path: Option<String>,
-    /// redis only: redis://, rediss://, redis+sentinel://h1,h2, redis+cluster://h1,h2.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// redis only: the key prefix (default "stepgate").
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// redis only, with a redis+sentinel:// url: the master's name.
-    #[serde(default)]
-    pub sentinel_master: Option<String>,
-    /// redis only: how long one Redis call may take (default "1s").
-    #[serde(default)]
-    pub timeout: Option<String>,
-}
-
-impl Default for RawStore {
-    fn default() -> Self {
-        RawStore { kind: d_store_kind(), path: None, url: None, prefix: None, sentinel_master: None, timeout: None }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,60 +154,6 @@ pub struct RawRoutes {
     pub extension_methods: Vec<String>,
 }
 
-/// One `[[rule]]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRule {
-    pub name: String,
-    #[serde(default)]
-    pub host: Option<String>,
-    pub path: String,
-    #[serde(default)]
-    pub methods: Option<Vec<String>>,
-    #[serde(default)]
-    pub require: Option<String>,
-    #[serde(default)]
-    pub max_age: Option<String>,
-    /// The proof methods that may satisfy `require` (default: any that reaches the level).
-    #[serde(default)]
-    pub allow: Option<Vec<String>>,
-    /// "deny" blocks the route outright.
-    #[serde(default)]
-    pub action: Option<String>,
-    /// Allowed hours, e.g. "08:00-18:00" (risk: time signal).
-    #[serde(default)]
-    pub hours: Option<String>,
-    /// Allowed days, e.g. ["mon", "tue", "wed", "thu", "fri"].
-    #[serde(default)]
-    pub days: Option<Vec<String>>,
-    /// The zone `hours` and `days` are read in (default: risk.time.time_zone).
-    #[serde(default)]
-    pub time_zone: Option<String>,
-    /// "score" (default) or "deny": what happens outside `hours`/`days`.
-    #[serde(default)]
-    pub outside_hours: Option<String>,
-    /// Overrides risk.step_up_at for this rule.
-    #[serde(default)]
-    pub step_up_at: Option<i64>,
-    /// Overrides risk.deny_at for this rule.
-    #[serde(default)]
-    pub deny_at: Option<i64>,
-}
-
-/// `[default]`: what applies where no rule matches.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDefaultRule {
-    #[serde(default)]
-    pub require: Option<String>,
-    #[serde(default)]
-    pub max_age: Option<String>,
-    #[serde(default)]
-    pub allow: Option<Vec<String>>,
-    #[serde(default)]
-    pub action: Option<String>,
-}
-
 fn d_header_timeout() -> String {
     "30s".into()
 }
@@ -243,9 +168,6 @@ fn d_pool_idle() -> String {
 }
 fn d_pool_max() -> usize {
     64
-}
-fn d_store_kind() -> String {
-    "embedded".into()
 }
 fn d_identity_source() -> String {
     "builtin".into()

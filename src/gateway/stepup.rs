@@ -1,65 +1,31 @@
-//! What a client gets when it must sign in or step up: a browser navigation is redirected to
-//! the gateway's page; anything else gets 401 in the RFC 9470 shape.
+//! What a client gets when it must sign in or step up: a browser navigation is sent to the
+//! gateway's page; anything else gets 401 in the RFC 9470 shape.
 
-use super::Ctx;
 use crate::body::{self, Body};
+use crate::pipeline::Ctx;
 use crate::policy::routes::Requirement;
-use crate::web::pages::page_headers;
-use http::header::{ACCEPT, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use crate::respond::{page_headers, refusal};
+use crate::web::urls::{page_url_for, Need};
+use http::header::{HeaderName, LOCATION, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
 
+/// The page URL for a front proxy to redirect a browser to (nginx reads it off a 401).
+pub const X_REDIRECT: HeaderName = HeaderName::from_static("x-stepgate-redirect");
+
+/// How a browser navigation is sent to the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    SignIn,
-    StepUp,
+pub enum SendTo {
+    /// 302 Found to the page (the gateway as the proxy, and front proxies that relay the
+    /// auth answer as it is: Caddy, Traefik, Envoy).
+    Redirect,
+    /// 401 carrying the page URL in `Location` and `X-Stepgate-Redirect` (nginx's
+    /// `auth_request` passes on only 2xx, 401 and 403; its config redirects).
+    Unauthorized,
 }
 
-/// A top-level browser navigation: GET or HEAD that accepts HTML.
-pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    (method == Method::GET || method == Method::HEAD)
-        && headers
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("text/html"))
-}
-
-/// `/.stepgate/login?return=…` or `/.stepgate/challenge?return=…` for the request in `ctx`.
-pub fn page_url(need: Need, return_to: &str) -> String {
-    page_url_for(need, return_to, &Method::GET)
-}
-
-/// `page_url` for a request of `method`: a challenge for anything but GET/HEAD carries the
-/// method (`&method=POST`), so the page works out the requirement that request met.
-pub fn page_url_for(need: Need, return_to: &str, method: &Method) -> String {
-    let page = match need {
-        Need::SignIn => "login",
-        Need::StepUp => "challenge",
-    };
-    let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-    let base = format!("{}/{page}?return={encoded}", super::PREFIX);
-    match (need, challenged_method(method.as_str())) {
-        (Need::StepUp, m) if m != Method::GET => format!("{base}&method={m}"),
-        _ => base,
-    }
-}
-
-/// The method a challenge is for, from the `method` parameter: one of the standard methods,
-/// HEAD counting as GET; anything else (absent, unknown) is GET.
-pub fn challenged_method(s: &str) -> Method {
-    match s {
-        "POST" => Method::POST,
-        "PUT" => Method::PUT,
-        "PATCH" => Method::PATCH,
-        "DELETE" => Method::DELETE,
-        "OPTIONS" => Method::OPTIONS,
-        _ => Method::GET,
-    }
-}
-
-pub fn respond(ctx: &Ctx, method: &Method, headers: &HeaderMap, need: &Requirement, kind: Need) -> Response<Body> {
-    let url = page_url_for(kind, &ctx.path_and_query(), method);
-    if is_navigation(method, headers) {
+pub fn respond(ctx: &Ctx, need: &Requirement, kind: Need, send_to: SendTo) -> Response<Body> {
+    let url = page_url_for(kind, &ctx.path_and_query(), &ctx.method);
+    if ctx.navigation && send_to == SendTo::Redirect {
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;
         page_headers(resp.headers_mut());
@@ -73,24 +39,27 @@ pub fn respond(ctx: &Ctx, method: &Method, headers: &HeaderMap, need: &Requireme
     if let Some(max_age) = need.max_age {
         challenge.push_str(&format!(", max_age={}", max_age.as_secs()));
     }
-    let absolute = format!("{}{}", ctx.live.config.public.origin, url);
-    let body = serde_json::json!({
-        "error": "insufficient_user_authentication",
-        "error_description": match kind {
-            Need::SignIn => "sign in first",
-            Need::StepUp => "a stronger or more recent proof is required",
-        },
-        "required_level": need.level.as_str(),
-        "max_age": need.max_age.map(|d| d.as_secs()),
-        "allowed_methods": need.allow.as_ref().map(|a| a.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
-        "challenge_url": absolute,
-    });
-    let mut resp = Response::new(body::full(body.to_string()));
-    *resp.status_mut() = StatusCode::UNAUTHORIZED;
-    page_headers(resp.headers_mut());
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut extra = serde_json::Map::new();
+    extra.insert("required_level".into(), need.level.as_str().into());
+    extra.insert("max_age".into(), need.max_age.map(|d| d.as_secs()).into());
+    let allowed = need.allow.as_ref().map(|a| a.iter().map(|m| m.as_str()).collect::<Vec<_>>());
+    extra.insert("allowed_methods".into(), allowed.into());
+    extra.insert("challenge_url".into(), format!("{}{}", ctx.live.config.public.origin, url).into());
+    let description = match kind {
+        Need::SignIn => "sign in first",
+        Need::StepUp => "a stronger or more recent proof is required",
+    };
+    let json = crate::respond::Reply { json: true, ..ctx.reply() };
+    let mut resp = refusal(StatusCode::UNAUTHORIZED, "insufficient_user_authentication", description, json, extra);
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&challenge) {
-        resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+        h.insert(WWW_AUTHENTICATE, v);
+    }
+    if ctx.navigation {
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            h.insert(LOCATION, v.clone());
+            h.insert(X_REDIRECT, v);
+        }
     }
     resp
 }

@@ -10,15 +10,11 @@
 //! A step-up renews the session id (`web::sessions::elevate`), so a tunnel opened before it
 //! closes; WebSocket clients reconnect with the new cookie.
 
-use super::identify::{identify_as, Touch};
 use crate::audit::{self, Kind};
-use crate::policy::decide::{decide_with_risk, Decision, RiskVerdict};
-use crate::policy::normalize::NormalizedPath;
+use crate::pipeline::{evaluate, Ctx, Outcome, Pass};
 use crate::proxy::upgrade::CloseWhen;
+use crate::risk::RiskVerdict;
 use crate::session::SessionId;
-use crate::state::SharedState;
-use http::{HeaderMap, Method};
-use std::net::IpAddr;
 use std::time::Duration;
 
 /// How often an open tunnel's proof is checked again.
@@ -26,19 +22,13 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// The request that opened a tunnel, as far as evaluating it again needs.
 pub struct Opened {
-    pub host: String,
-    pub path: NormalizedPath,
-    pub method: Method,
-    /// The request's `Cookie` headers only: what identifies the session.
-    pub cookies: HeaderMap,
-    pub asserted: Option<String>,
+    /// The opening request's facts (its cookies, client, path...).
+    pub ctx: Ctx,
     /// The session the tunnel was opened with.
     pub session: SessionId,
     /// The risk verdict at opening time (risk is not scored again).
     pub verdict: RiskVerdict,
     pub user: String,
-    pub request_id: String,
-    pub client_ip: IpAddr,
 }
 
 /// Why an open tunnel was closed.
@@ -52,52 +42,53 @@ pub enum Closed {
 impl Closed {
     pub fn as_str(self) -> &'static str {
         match self {
-            Closed::SessionEnded => "session ended",
-            Closed::NoLongerAllowed => "proof no longer satisfies the rule",
-            Closed::StoreUnavailable => "store unavailable",
+            Closed::SessionEnded => "session_ended",
+            Closed::NoLongerAllowed => "proof_no_longer_satisfies_rule",
+            Closed::StoreUnavailable => "store_unavailable",
         }
     }
 }
 
 /// The future that resolves when the tunnel must close; audits why.
-pub fn watch(state: SharedState, opened: Opened) -> CloseWhen {
+pub fn watch(opened: Opened) -> CloseWhen {
     Box::pin(async move {
         let (rule, why) = loop {
             tokio::time::sleep(RECHECK).await;
-            if let Some(closed) = still_allowed(&state, &opened).await {
+            if let Some(closed) = still_allowed(&opened).await {
                 break closed;
             }
         };
-        tracing::info!(request_id = %opened.request_id, reason = why.as_str(), "closing an upgraded connection");
+        let o = &opened.ctx;
+        tracing::info!(request_id = %o.request_id, reason = why.as_str(), "closing an upgraded connection");
         audit::emit(&audit::Record {
             kind: Kind::TunnelClosed,
-            request_id: &opened.request_id,
+            request_id: &o.request_id,
             user: Some(&opened.user),
-            client_ip: opened.client_ip,
+            client_ip: o.client_ip,
             rule: Some(&rule),
             decision: "close",
             reason: why.as_str(),
             risk: None,
+            request: Some(audit::Asked { method: o.method.as_str(), host: &o.host, path: o.path.as_str() }),
         });
     })
 }
 
-/// Evaluates the opening request again: None while it would still be forwarded, else the rule
-/// and why not.
-async fn still_allowed(state: &SharedState, o: &Opened) -> Option<(String, Closed)> {
-    let live = state.live();
-    let cfg = &live.config;
-    let now = state.clock.now();
-    let rule = cfg.routes.classify(&o.host, &o.path, &o.method);
-    let name = rule.name.clone();
-    let who = match identify_as(&*state.store, cfg, &o.cookies, o.asserted.clone(), now, Touch::No).await {
-        Ok(w) => w,
-        Err(_) => return Some((name, Closed::StoreUnavailable)),
-    };
-    let same_session = who.as_ref().and_then(|w| w.session.as_ref()).is_some_and(|(id, _)| *id == o.session);
-    let Some(who) = who.filter(|_| same_session) else { return Some((name, Closed::SessionEnded)) };
-    match decide_with_risk(&rule.action, Some(&who.proofs), now, &o.verdict) {
-        Decision::Forward { .. } => None,
+/// Evaluates the opening request again, through the one pipeline: None while it would still
+/// be forwarded, else the rule and why not.
+async fn still_allowed(o: &Opened) -> Option<(String, Closed)> {
+    let ctx = o.ctx.again_at(o.ctx.state.clock.now());
+    let eval = evaluate(&ctx, Pass::Recheck(o.verdict)).await;
+    let name = eval.rule_name().to_string();
+    if eval.outcome == Outcome::Unavailable {
+        return Some((name, Closed::StoreUnavailable));
+    }
+    let same_session = eval.who.as_ref().and_then(|w| w.session.as_ref()).is_some_and(|(id, _)| *id == o.session);
+    if !same_session {
+        return Some((name, Closed::SessionEnded));
+    }
+    match eval.outcome {
+        Outcome::Forward { .. } => None,
         _ => Some((name, Closed::NoLongerAllowed)),
     }
 }

@@ -1,9 +1,10 @@
 //! The decision: a pure function of facts and `now`.
 
+pub use super::cause::Cause;
 use crate::clock::UnixTime;
 use crate::policy::level::{Level, Proof};
 use crate::policy::routes::{method_ceiling, Action, Requirement};
-use std::time::Duration;
+use crate::risk::{Raise, RiskVerdict};
 
 /// What to do with a request. Acted on in exactly one place (the gateway pipeline).
 #[must_use]
@@ -13,10 +14,11 @@ pub enum Decision {
     Forward { proof: Option<Proof> },
     /// Nobody is signed in and the rule needs someone.
     SignIn { need: Requirement },
-    /// Signed in, but no proof is strong, fresh or of an allowed method enough.
-    StepUp { need: Requirement },
-    /// The rule blocks this request.
-    Deny { reason: &'static str },
+    /// Signed in, but no proof is strong, fresh or of an allowed method enough
+    /// (`Cause::ProofTooWeak`), or risk asks for more (`Cause::RiskRaised`).
+    StepUp { need: Requirement, cause: Cause },
+    /// The rule or the risk blocks this request.
+    Deny { cause: Cause },
 }
 
 /// The level a proof counts for: what it records, but never more than its method can prove
@@ -46,7 +48,7 @@ pub fn satisfies(proof: &Proof, need: &Requirement, now: UnixTime) -> bool {
 /// `proofs` is None when no session is present.
 pub fn decide(action: &Action, proofs: Option<&[Proof]>, now: UnixTime) -> Decision {
     let need = match action {
-        Action::Deny => return Decision::Deny { reason: "rule denies this route" },
+        Action::Deny => return Decision::Deny { cause: Cause::RuleDenies },
         Action::Require(need) => need,
     };
     if need.level == Level::None {
@@ -58,26 +60,8 @@ pub fn decide(action: &Action, proofs: Option<&[Proof]>, now: UnixTime) -> Decis
     let best = proofs.iter().filter(|p| satisfies(p, need, now)).max_by_key(|p| (effective_level(p), p.auth_time));
     match best {
         Some(p) => Decision::Forward { proof: Some(p.clone()) },
-        None => Decision::StepUp { need: need.clone() },
+        None => Decision::StepUp { need: need.clone(), cause: Cause::ProofTooWeak },
     }
-}
-
-/// What the risk score does to a rule, settled before deciding (see `gateway::risk`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RiskVerdict {
-    /// The score reached `deny_at`, or a finding blocks outright.
-    pub deny: bool,
-    /// The score reached `step_up_at`: the level rises one step and `max_age` shortens.
-    pub raise: Option<Raise>,
-    /// The context changed too much since the last proof: only sign-in proofs count.
-    pub distrust_elevation: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Raise {
-    /// Raise the level one step (aal1 → aal2 → aal3); false: only shorten `max_age`.
-    pub level: bool,
-    pub max_age: Duration,
 }
 
 /// The requirement a raised risk turns `need` into. A public route stays public. The level
@@ -112,14 +96,21 @@ pub fn effective_requirement(action: &Action, risk: &RiskVerdict) -> Option<Acti
 /// `decide`, with the risk verdict applied first.
 pub fn decide_with_risk(action: &Action, proofs: Option<&[Proof]>, now: UnixTime, risk: &RiskVerdict) -> Decision {
     let Some(action) = effective_requirement(action, risk) else {
-        return Decision::Deny { reason: "risk too high" };
+        return Decision::Deny { cause: Cause::RiskTooHigh };
     };
-    if !risk.distrust_elevation {
-        return decide(&action, proofs, now);
+    let decision = if risk.distrust_elevation {
+        let signin_only: Option<Vec<Proof>> =
+            proofs.map(|ps| ps.iter().filter(|p| effective_level(p) <= Level::Aal1).cloned().collect());
+        decide(&action, signin_only.as_deref(), now)
+    } else {
+        decide(&action, proofs, now)
+    };
+    match decision {
+        Decision::StepUp { need, .. } if risk.raise.is_some() || risk.distrust_elevation => {
+            Decision::StepUp { need, cause: Cause::RiskRaised }
+        }
+        d => d,
     }
-    let signin_only: Option<Vec<Proof>> =
-        proofs.map(|ps| ps.iter().filter(|p| effective_level(p) <= Level::Aal1).cloned().collect());
-    decide(&action, signin_only.as_deref(), now)
 }
 
 #[cfg(test)]

@@ -101,8 +101,8 @@ fn decision_table() {
         let expected = match want {
             Want::Forward(i) => Decision::Forward { proof: i.map(|i| proofs.as_ref().unwrap()[i].clone()) },
             Want::SignIn => Decision::SignIn { need: need() },
-            Want::StepUp => Decision::StepUp { need: need() },
-            Want::Deny => Decision::Deny { reason: "rule denies this route" },
+            Want::StepUp => Decision::StepUp { need: need(), cause: Cause::ProofTooWeak },
+            Want::Deny => Decision::Deny { cause: Cause::RuleDenies },
         };
         assert_eq!(got, expected, "row: {name}");
     }
@@ -167,14 +167,14 @@ fn risk_raises_the_level_shortens_max_age_and_denies() {
     for (name, action, risk, proofs, want_stepup) in rows {
         let got = decide_with_risk(action, Some(&proofs), NOW, risk);
         match want_stepup {
-            Some(need) => assert_eq!(got, Decision::StepUp { need }, "row: {name}"),
+            Some(need) => assert_eq!(got, Decision::StepUp { need, cause: Cause::RiskRaised }, "row: {name}"),
             None => assert!(matches!(got, Decision::Forward { .. }), "row: {name}: {got:?}"),
         }
     }
     assert_eq!(
         decide_with_risk(&aal1, Some(std::slice::from_ref(&pw)), NOW, &deny),
-        Decision::Deny { reason: "risk too high" }
+        Decision::Deny { cause: Cause::RiskTooHigh }
     );
-    assert_eq!(decide_with_risk(&public, None, NOW, &deny), Decision::Deny { reason: "risk too high" });
+    assert_eq!(decide_with_risk(&public, None, NOW, &deny), Decision::Deny { cause: Cause::RiskTooHigh });
     assert_eq!(decide_with_risk(&aal1, None, NOW, &raise), Decision::SignIn { need: req(Aal2, Some(300), None) });
 }

@@ -11,12 +11,13 @@
 //! methods upper case) and a rule listing `GET` also covers `HEAD`; and a reserved character in
 //! a pattern (such as `!` or `@`) also matches its percent-encoded form in the path.
 
-use crate::config::raw::{RawDefaultRule, RawRule};
-use crate::config::{parse_duration, ConfigError};
+use crate::parse::{parse_duration, ConfigError};
 use crate::policy::level::{AuthMethod, Level};
 use crate::policy::normalize::NormalizedPath;
+use crate::policy::raw::{RawDefaultRule, RawRule};
 use crate::risk::config::rule_threshold;
-use crate::risk::time::{parse_window, TimeWindow};
+use crate::risk::time::parse_window;
+use crate::risk::RuleRisk;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -81,14 +82,6 @@ pub struct Rule {
     methods: Option<Vec<String>>,
     /// The rule's own risk settings (time window, thresholds).
     pub risk: RuleRisk,
-}
-
-/// What a rule says about risk: its allowed hours and days, and its own thresholds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleRisk {
-    pub window: Option<TimeWindow>,
-    pub step_up_at: Option<u8>,
-    pub deny_at: Option<u8>,
 }
 
 fn parse_rule_risk(prefix: &str, raw: &RawRule) -> Result<RuleRisk, ConfigError> {

@@ -1,8 +1,8 @@
 //! The pooled keep-alive client to the upstream, and `forward`.
 
+use super::config::Upstream;
 use super::{headers, upgrade, ForwardTarget, ProxyError, Upgrade};
 use crate::body::{self, Body};
-use crate::config;
 use http::header::{HeaderValue, COOKIE, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
@@ -20,7 +20,7 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new(cfg: &config::Upstream) -> Self {
+    pub fn new(cfg: &Upstream) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cfg.connect_timeout));
         connector.set_nodelay(true);

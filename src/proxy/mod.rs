@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod client_ip;
+pub mod config;
 pub mod headers;
 pub mod upgrade;
 

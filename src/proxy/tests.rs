@@ -1,8 +1,7 @@
 //! Forwarding against a real hyper upstream on an ephemeral port.
 
-use super::{ForwardTarget, ProxyError, Upgrade, UpstreamClient};
+use super::{config, ForwardTarget, ProxyError, Upgrade, UpstreamClient};
 use crate::body::{self, Body, BoxError};
-use crate::config;
 use crate::respond::proxy_error_response;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
@@ -188,7 +187,7 @@ async fn start_gateway(client: UpstreamClient) -> SocketAddr {
                         let req = req.map(body::from_client);
                         Ok::<_, Infallible>(match client.forward(req, target(&pq, true)).await {
                             Ok(r) => r,
-                            Err(e) => proxy_error_response(&e, true),
+                            Err(e) => proxy_error_response(&e, crate::respond::Reply { json: true, request_id: "t" }),
                         })
                     }
                 });

@@ -4,7 +4,7 @@
 //! Each signal has its own sub-table; a signal whose table is absent is off.
 
 use super::geo::GeoDb;
-use crate::config::{parse_cidr, parse_duration, ConfigError};
+use crate::parse::{parse_cidr, parse_duration, ConfigError};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::path::Path;

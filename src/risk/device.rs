@@ -8,7 +8,7 @@
 use super::config::DeviceRules;
 use super::history::RiskHistory;
 use super::Finding;
-use crate::authn::secretbox::SecretBox;
+use crate::secretbox::SecretBox;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;

@@ -2,7 +2,7 @@
 //! (GeoLite2, GeoIP2, DB-IP). A database that is configured but missing is skipped with a
 //! warning (its signals are off); one that cannot be read as a MaxMind DB is a config error.
 
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 use maxminddb::Reader;
 use serde::Deserialize;
 use std::net::IpAddr;

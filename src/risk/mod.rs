@@ -8,15 +8,12 @@
 pub mod behaviour;
 pub mod config;
 pub mod device;
-pub mod explain;
 pub mod geo;
 pub mod history;
 pub mod location;
 pub mod time;
 
 use crate::clock::UnixTime;
-use crate::policy::decide::{Raise, RiskVerdict};
-use crate::policy::routes::RuleRisk;
 use config::RiskConfig;
 use device::DeviceStatus;
 use geo::GeoFacts;
@@ -24,6 +21,34 @@ use history::RiskHistory;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
+use std::time::Duration;
+use time::TimeWindow;
+
+/// What the risk score does to a rule, settled before deciding (see `gateway::risk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RiskVerdict {
+    /// The score reached `deny_at`, or a finding blocks outright.
+    pub deny: bool,
+    /// The score reached `step_up_at`: the level rises one step and `max_age` shortens.
+    pub raise: Option<Raise>,
+    /// The context changed too much since the last proof: only sign-in proofs count.
+    pub distrust_elevation: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raise {
+    /// Raise the level one step (aal1 → aal2 → aal3); false: only shorten `max_age`.
+    pub level: bool,
+    pub max_age: Duration,
+}
+
+/// What a rule says about risk: its allowed hours and days, and its own thresholds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleRisk {
+    pub window: Option<TimeWindow>,
+    pub step_up_at: Option<u8>,
+    pub deny_at: Option<u8>,
+}
 
 /// One reason a request is more (or less) risky.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +65,27 @@ impl Finding {
         Finding { code, points, detail: detail.into() }
     }
 }
+
+/// Every reason code a [`Finding`] (or `Assessment::blocked_by`) can carry: metrics count
+/// findings by these, so the set stays closed (a test reads the signals' sources for codes).
+pub const REASON_CODES: &[&str] = &[
+    "NET_DENIED",
+    "NET_TRUSTED",
+    "GEO_TOR",
+    "GEO_ANONYMOUS",
+    "GEO_HOSTING",
+    "GEO_NEW_COUNTRY",
+    "GEO_IMPOSSIBLE_TRAVEL",
+    "DEVICE_UNKNOWN",
+    "DEVICE_OTHER_USER",
+    "DEVICE_TAMPERED",
+    "BEHAVIOUR_BURST",
+    "BEHAVIOUR_FAILED_CHALLENGES",
+    "CONTEXT_IP_CHANGED",
+    "CONTEXT_UA_CHANGED",
+    "CONTEXT_COUNTRY_CHANGED",
+    "TIME_OUTSIDE_HOURS",
+];
 
 /// The context a proof was made in, kept on the session to notice a change since.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,3 +180,36 @@ pub fn verdict(cfg: &RiskConfig, rule: &RuleRisk, a: &Assessment) -> RiskVerdict
 #[cfg(test)]
 #[path = "score_tests.rs"]
 mod score_tests;
+
+#[cfg(test)]
+mod reason_code_tests {
+    /// Every upper-case code quoted in the signals' sources is in `REASON_CODES`, and every
+    /// listed code is quoted in one of them.
+    #[test]
+    fn reason_codes_lists_every_code_the_signals_emit() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("location.rs"),
+            include_str!("device.rs"),
+            include_str!("behaviour.rs"),
+            include_str!("time.rs"),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for src in &sources[1..] {
+            for quoted in src.split('"').skip(1).step_by(2) {
+                let is_code = quoted.contains('_')
+                    && quoted.len() > 3
+                    && quoted.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+                if is_code {
+                    seen.insert(quoted);
+                }
+            }
+        }
+        for code in &seen {
+            assert!(super::REASON_CODES.contains(code), "{code} is emitted but missing from REASON_CODES");
+        }
+        for code in super::REASON_CODES {
+            assert!(seen.contains(code) || sources[0].matches(code).count() > 1, "{code} is listed but never emitted");
+        }
+    }
+}

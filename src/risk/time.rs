@@ -5,7 +5,7 @@
 use super::config::{parse_time_zone, TimeRules};
 use super::Finding;
 use crate::clock::UnixTime;
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 use chrono::{Datelike, Timelike};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -149,6 +149,14 @@ impl EmbeddedStore {
         EmbeddedStore::open_with(path, Box::new(|p: &Path| Database::create(p)))
     }
 
+    /// A store that lives in memory only and is gone when dropped: for dry runs (`stepgate
+    /// explain` and the bench evaluate requests through the real pipeline against it).
+    pub fn in_memory() -> Result<EmbeddedStore, StoreError> {
+        let opener: Opener =
+            Box::new(|_: &Path| Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()));
+        EmbeddedStore::open_with(Path::new("(memory)"), opener)
+    }
+
     /// Opens the store with `opener`, which is also used to open the file again after an I/O error.
     fn open_with(path: &Path, opener: Opener) -> Result<EmbeddedStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

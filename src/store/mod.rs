@@ -4,6 +4,7 @@
 //! Every record that can expire carries its expiry; readers ignore expired records and the
 //! embedded store sweeps them. The same contract tests run against every implementation.
 
+pub mod config;
 #[cfg(test)]
 mod contract;
 pub mod embedded;

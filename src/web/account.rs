@@ -3,13 +3,13 @@
 use super::challenge::who;
 use super::pages::{html, redirect, AccountPage, PasskeyRow};
 use super::{csrf, WebResult};
-use crate::gateway::stepup::{page_url, Need};
-use crate::gateway::Ctx;
+use crate::pipeline::Ctx;
 use crate::policy::decide::effective_level;
+use crate::web::urls::{page_url, Need};
 use http::{HeaderMap, StatusCode};
 
 pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
-    let Some(who) = who(ctx, headers).await? else {
+    let Some(who) = who(ctx).await? else {
         return Ok(redirect(&page_url(Need::SignIn, "/.stepgate/account"), &[]));
     };
     let factors = ctx.state.store.get_factors(&who.user).await?;

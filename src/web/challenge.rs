@@ -1,75 +1,82 @@
 //! The step-up challenge: a TOTP code or a recovery code, with a replay guard and a lockout.
 
 use super::pages::{html, redirect, ChallengePage};
+use super::urls::{challenged_method, page_url, page_url_for, Need};
 use super::{csrf, forms, login, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::{recovery, totp};
-use crate::gateway::identify::{identify, Who};
-use crate::gateway::risk;
-use crate::gateway::stepup::{challenged_method, page_url, page_url_for, Need};
-use crate::gateway::Ctx;
-use crate::policy::decide::{decide_with_risk, raised, Decision, Raise, RiskVerdict};
+use crate::pipeline::identify::{identify, Touch, Who};
+use crate::pipeline::{evaluate, Ctx, Pass};
+use crate::policy::decide::{decide_with_risk, raised, Decision};
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::normalize::normalize_path;
 use crate::policy::routes::{Action, Requirement};
+use crate::risk::{Raise, RiskVerdict};
 use crate::store::Factors;
+
+pub use crate::pipeline::risk::failures_key;
 use http::{HeaderMap, Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 /// The signed-in user for a gateway page, or None.
-pub async fn who(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Who>, WebError> {
-    Ok(identify(&*ctx.state.store, &ctx.live.config, headers, ctx.asserted.clone(), ctx.now).await?)
+pub async fn who(ctx: &Ctx) -> Result<Option<Who>, WebError> {
+    Ok(identify(ctx, Touch::Yes).await?)
 }
 
-/// What the request the user was challenged on (`method` on `return_to`) asks for.
+/// The floor of every challenge: at least a second factor.
+const AT_LEAST_AAL2: Requirement = Requirement { level: Level::Aal2, max_age: None, allow: None };
+
+/// What the request the user was challenged on (`method` on `return_to`) asks for, without
+/// risk: the gateway's own pages need a fresh second factor, anything else at least aal2.
 pub fn requirement_for(ctx: &Ctx, method: &Method, return_to: &str) -> Requirement {
-    let fallback = Requirement { level: Level::Aal2, max_age: None, allow: None };
     let path = return_to.split('?').next().unwrap_or("/");
-    let Ok(path) = normalize_path(path) else { return fallback };
-    if crate::gateway::is_gateway_path(path.as_str()) {
+    let Ok(path) = normalize_path(path) else { return AT_LEAST_AAL2 };
+    if crate::pipeline::is_gateway_path(path.as_str()) {
         // Changing factors needs a fresh step-up.
         return Requirement { level: Level::Aal2, max_age: Some(FACTOR_CHANGE_MAX_AGE), allow: None };
     }
     match &ctx.live.config.routes.classify(&ctx.host, &path, method).action {
         Action::Require(r) if r.level >= Level::Aal2 => r.clone(),
-        _ => fallback,
+        _ => AT_LEAST_AAL2,
     }
 }
 
-/// `requirement_for`, with the risk of this request counted as the gateway will count it when
-/// the user comes back; and whether proofs from another context count.
+/// What the challenged request needs, evaluated through the one pipeline (as the gateway will
+/// evaluate it when the user comes back, risk included, without counting it); and whether
+/// proofs from another context count.
 pub async fn requirement_with_risk(
     ctx: &Ctx,
-    who: &Who,
     method: &Method,
     return_to: &str,
 ) -> Result<(Requirement, RiskVerdict), WebError> {
     let floor = requirement_for(ctx, method, return_to);
-    let path = return_to.split('?').next().unwrap_or("/");
+    let (path, query) = match return_to.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (return_to, None),
+    };
     let Ok(path) = normalize_path(path) else { return Ok((floor, RiskVerdict::default())) };
-    if crate::gateway::is_gateway_path(path.as_str()) {
+    if crate::pipeline::is_gateway_path(path.as_str()) {
         return Ok((floor, RiskVerdict::default()));
     }
-    let rule = ctx.live.config.routes.classify(&ctx.host, &path, method);
-    let scored = risk::score(ctx, rule, Some(who), risk::Count::LookOnly).await?;
-    let need = match (&rule.action, scored.verdict.raise) {
-        (Action::Require(r), Some(raise)) if raised(r, raise).level >= Level::Aal2 => raised(r, raise),
+    let asked = ctx.for_request(method.clone(), path, query);
+    let mut eval = evaluate(&asked, Pass::LookOnly).await;
+    if let Some(e) = eval.store_error.take() {
+        return Err(WebError::Store(e));
+    }
+    let verdict = eval.scored.verdict;
+    let need = match (eval.need, verdict.raise) {
+        (Some(need), _) if need.level >= Level::Aal2 => need,
         (_, Some(raise)) => raised(&floor, Raise { level: false, ..raise }),
         (_, None) => floor,
     };
-    Ok((need, RiskVerdict { deny: false, raise: None, ..scored.verdict }))
+    Ok((need, RiskVerdict { deny: false, raise: None, ..verdict }))
 }
 
 fn allowed(need: &Requirement, m: AuthMethod) -> bool {
     need.allow.as_ref().is_none_or(|a| a.contains(&m))
 }
 
-/// The counter of failed step-up attempts (also read by the risk scorer).
-pub fn failures_key(user: &str) -> String {
-    format!("stepup-fail:{user}")
-}
-
-fn stepup_audit(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str) {
+fn stepup_audit(ctx: &Ctx, kind: Kind, user: &str, decision: &'static str, reason: &'static str) {
     super::audit_user(ctx, kind, user, decision, reason);
 }
 
@@ -91,11 +98,11 @@ async fn render(
     return_to: &str,
     error: Option<(&str, StatusCode)>,
 ) -> WebResult {
-    let Some(who) = who(ctx, headers).await? else {
+    let Some(who) = who(ctx).await? else {
         let back = page_url_for(Need::StepUp, return_to, method);
         return Ok(redirect(&page_url(Need::SignIn, &back), &[]));
     };
-    let (need, risk) = requirement_with_risk(ctx, &who, method, return_to).await?;
+    let (need, risk) = requirement_with_risk(ctx, method, return_to).await?;
     if error.is_none()
         && matches!(
             decide_with_risk(&Action::Require(need.clone()), Some(&who.proofs), ctx.now, &risk),
@@ -116,6 +123,7 @@ async fn render(
     let passkeys_ok = ctx.live.webauthn.is_some() && allowed(&need, AuthMethod::Webauthn);
     let offer_webauthn = passkeys_ok && !factors.webauthn.is_empty();
     let (token, set) = csrf::token(ctx, headers);
+    ctx.state.metrics.challenge_shown();
     let page = ChallengePage {
         csrf: &token,
         return_to,
@@ -154,7 +162,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
     let return_to = return_to::sanitize(form.get("return"));
     let challenged = challenged_method(form.get("method"));
-    let Some(who) = who(ctx, &parts.headers).await? else {
+    let Some(who) = who(ctx).await? else {
         return Ok(redirect(&page_url(Need::SignIn, &return_to), &[]));
     };
     let store = &*ctx.state.store;
@@ -162,10 +170,11 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     let fail_key = failures_key(&who.user);
     if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
         stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+        ctx.state.metrics.lockout();
         return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
             .await;
     }
-    let (need, _) = requirement_with_risk(ctx, &who, &challenged, &return_to).await?;
+    let (need, _) = requirement_with_risk(ctx, &challenged, &return_to).await?;
     let factors = store.get_factors(&who.user).await?;
     let method = match kind {
         CodeKind::Totp => AuthMethod::Totp,
@@ -183,8 +192,10 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     if let Err(reason) = verdict {
         let count = store.hit_counter(&fail_key, cfg.totp.failure_window, ctx.now).await?;
         stepup_audit(ctx, Kind::StepUp, &who.user, "fail", reason);
+        ctx.state.metrics.step_up(method, crate::metrics::labels::StepUpResult::Fail);
         if count >= cfg.totp.max_failures {
             stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
+            ctx.state.metrics.lockout();
             return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
                 .await;
         }
@@ -195,6 +206,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     let proof = Proof { level: Level::Aal2, method, auth_time: ctx.now };
     let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
     stepup_audit(ctx, Kind::StepUp, &who.user, "success", method.as_str());
+    ctx.state.metrics.step_up(method, crate::metrics::labels::StepUpResult::Success);
     Ok(redirect(&return_to, &cookies))
 }
 

@@ -2,7 +2,7 @@
 //! gateway can compute. A POST must carry both, and an Origin header, when sent, must be ours.
 
 use super::WebError;
-use crate::gateway::Ctx;
+use crate::pipeline::Ctx;
 use crate::session::cookies;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

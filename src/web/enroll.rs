@@ -7,13 +7,13 @@ use super::pages::{html, redirect, EnrollTotpPage};
 use super::{csrf, forms, new_codes, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::{recovery, totp};
-use crate::gateway::identify::Who;
-use crate::gateway::stepup::{page_url, Need};
-use crate::gateway::Ctx;
+use crate::pipeline::identify::Who;
+use crate::pipeline::Ctx;
 use crate::policy::decide::{decide, Decision};
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::routes::Action;
 use crate::store::{Factors, TotpFactor};
+use crate::web::urls::{page_url, Need};
 use http::{HeaderMap, Request, StatusCode};
 use hyper::body::Incoming;
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
 }
 
 async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<&str>) -> WebResult {
-    let Some(who) = who(ctx, headers).await? else {
+    let Some(who) = who(ctx).await? else {
         return Ok(redirect(&page_url(Need::SignIn, PAGE), &[]));
     };
     let store = &*ctx.state.store;
@@ -86,7 +86,7 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
     let return_to = return_to::sanitize(form.get("return"));
-    let Some(who) = who(ctx, &parts.headers).await? else {
+    let Some(who) = who(ctx).await? else {
         return Ok(redirect(&page_url(Need::SignIn, PAGE), &[]));
     };
     let store = &*ctx.state.store;
@@ -129,6 +129,6 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     Ok(redirect(new_codes::PAGE, &cookies))
 }
 
-fn enroll_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
+fn enroll_audit(ctx: &Ctx, user: &str, decision: &'static str, reason: &'static str) {
     super::audit_user(ctx, Kind::Enroll, user, decision, reason);
 }

@@ -6,10 +6,10 @@ use super::enroll::needs_fresh_proof;
 use super::pages::{html, redirect, MessagePage};
 use super::{csrf, forms, WebResult};
 use crate::audit::Kind;
-use crate::gateway::stepup::{page_url, Need};
-use crate::gateway::Ctx;
+use crate::pipeline::Ctx;
 use crate::policy::level::Level;
 use crate::policy::routes::{Action, RouteTable};
+use crate::web::urls::{page_url, Need};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
@@ -41,7 +41,7 @@ async fn delete(ctx: &Ctx, req: Request<Incoming>, which: Which) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
-    let Some(who) = who(ctx, &parts.headers).await? else {
+    let Some(who) = who(ctx).await? else {
         return Ok(redirect(&page_url(Need::SignIn, ACCOUNT), &[]));
     };
     let store = &*ctx.state.store;

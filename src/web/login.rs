@@ -3,8 +3,9 @@
 use super::pages::{html, redirect, LoginPage, MessagePage};
 use super::{csrf, forms, return_to, sessions, WebError, WebResult};
 use crate::audit::{self, Kind};
-use crate::gateway::identify::load_session;
-use crate::gateway::Ctx;
+use crate::metrics::labels::SignInResult;
+use crate::pipeline::identify::load_session;
+use crate::pipeline::Ctx;
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::session::cookies;
 use http::{HeaderMap, Request, StatusCode};
@@ -30,8 +31,10 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCod
     html(&page, status, set.as_slice())
 }
 
-fn signin_audit(ctx: &Ctx, user: &str, decision: &str, reason: &str) {
-    super::audit_user(ctx, Kind::SignIn, user, decision, reason);
+/// The audit record and the sign-in metric of one attempt.
+fn signin_audit(ctx: &Ctx, user: &str, result: SignInResult, reason: &'static str) {
+    ctx.state.metrics.sign_in(result);
+    super::audit_user(ctx, Kind::SignIn, user, result.as_str(), reason);
 }
 
 pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
@@ -49,14 +52,14 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let ip_key = format!("signin:ip:{}", ctx.client_ip);
     let (by_user, by_ip) = (store.read_counter(&user_key, ctx.now).await?, store.read_counter(&ip_key, ctx.now).await?);
     if by_user >= cfg.signin.max_failures_per_user || by_ip >= cfg.signin.max_failures_per_ip {
-        signin_audit(ctx, user, "locked", "too many failed sign-ins");
+        signin_audit(ctx, user, SignInResult::Locked, "too many failed sign-ins");
         let msg = "Too many failed sign-ins. Wait a few minutes and try again.";
         return show_with_return(ctx, &parts.headers, &return_to, msg, StatusCode::TOO_MANY_REQUESTS, user).await;
     }
     if user.is_empty() || !users.verify(user, form.get("password")) {
         store.hit_counter(&user_key, cfg.signin.window, ctx.now).await?;
         store.hit_counter(&ip_key, cfg.signin.window, ctx.now).await?;
-        signin_audit(ctx, user, "fail", "wrong user name or password");
+        signin_audit(ctx, user, SignInResult::Fail, "wrong user name or password");
         let msg = "Wrong user name or password.";
         return show_with_return(ctx, &parts.headers, &return_to, msg, StatusCode::UNAUTHORIZED, user).await;
     }
@@ -68,7 +71,7 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     }
     let proof = Proof { level: Level::Aal1, method: AuthMethod::Password, auth_time: ctx.now };
     let cookies = sessions::elevate(ctx, user, proof, None).await?;
-    signin_audit(ctx, user, "success", "password");
+    signin_audit(ctx, user, SignInResult::Success, "password");
     Ok(redirect(&return_to, &cookies))
 }
 
@@ -101,6 +104,7 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
             decision: "success",
             reason: "sign-out",
             risk: None,
+            request: None,
         });
     }
     let clear = cookies::clear(cookies::SESSION, cfg.public.https);

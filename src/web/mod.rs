@@ -13,9 +13,10 @@ pub mod pages;
 pub mod passkeys;
 pub mod return_to;
 pub mod sessions;
+pub mod urls;
 
 use crate::body::{self, Body};
-use crate::gateway::Ctx;
+use crate::pipeline::Ctx;
 use crate::respond::error_page;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -25,7 +26,7 @@ const STYLE_CSS: &str = include_str!("../../static/style.css");
 const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
 
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
-    let sub = ctx.path.as_str()[crate::gateway::PREFIX.len()..].to_ascii_lowercase();
+    let sub = ctx.path.as_str()[crate::pipeline::PREFIX.len()..].to_ascii_lowercase();
     let method = req.method().clone();
     let result = match (&method, sub.as_str()) {
         (&Method::GET | &Method::HEAD, "/static/style.css") => Ok(static_file(STYLE_CSS, "text/css; charset=utf-8")),
@@ -51,9 +52,14 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::POST, "/enroll/totp") => enroll::submit(ctx, req).await,
         (&Method::GET | &Method::HEAD, "/account" | "" | "/") => account::show(ctx, req.headers()).await,
         (_, "/static/style.css" | "/health" | "/ready" | "/login" | "/challenge" | "/enroll/totp" | "/account") => {
-            return error_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "Use the page's form.", ctx.json)
+            return error_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "Use the page's form.",
+                ctx.reply(),
+            )
         }
-        _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such gateway page.", ctx.json),
+        _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such gateway page.", ctx.reply()),
     };
     match result {
         Ok(resp) => resp,
@@ -62,7 +68,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// An audit line about a user's own action on a gateway page (sign-in, step-up, enrollment...).
-pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &str, reason: &str) {
+pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &'static str, reason: &'static str) {
     crate::audit::emit(&crate::audit::Record {
         kind,
         request_id: &ctx.request_id,
@@ -72,6 +78,7 @@ pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &st
         decision,
         reason,
         risk: None,
+        request: None,
     });
 }
 
@@ -129,19 +136,19 @@ impl WebError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Temporarily unavailable",
                     "The gateway cannot reach its store right now. Please try again shortly.",
-                    ctx.json,
+                    ctx.reply(),
                 )
             }
-            WebError::BadForm(why) => error_page(StatusCode::BAD_REQUEST, "Bad request", why, ctx.json),
+            WebError::BadForm(why) => error_page(StatusCode::BAD_REQUEST, "Bad request", why, ctx.reply()),
             WebError::Csrf => error_page(
                 StatusCode::FORBIDDEN,
                 "Form expired",
                 "The form expired or did not come from this site. Go back, reload the page and try again.",
-                ctx.json,
+                ctx.reply(),
             ),
             WebError::Internal(msg) => {
                 tracing::error!(request_id = %ctx.request_id, error = %msg, "internal error on a gateway page");
-                error_page(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "Something went wrong.", ctx.json)
+                error_page(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "Something went wrong.", ctx.reply())
             }
         }
     }

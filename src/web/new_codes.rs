@@ -9,7 +9,7 @@
 use super::challenge::who;
 use super::pages::{html, redirect, MessagePage, RecoveryCodesPage};
 use super::{WebError, WebResult};
-use crate::gateway::Ctx;
+use crate::pipeline::Ctx;
 use crate::session::cookies;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -48,7 +48,7 @@ pub async fn keep(ctx: &Ctx, user: &str, codes: &[String], return_to: &str) -> R
 
 /// GET `/.stepgate/recovery-codes`: the codes once, then "already shown".
 pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
-    let Some(who) = who(ctx, headers).await? else {
+    let Some(who) = who(ctx).await? else {
         return Ok(redirect(ACCOUNT, &[]));
     };
     let https = ctx.live.config.public.https;

@@ -1,25 +1,12 @@
-//! Page structs (askama templates in `templates/`) and the headers every gateway page sends.
+//! Page structs (askama templates in `templates/`), rendered with the headers of every gateway
+//! page (`respond::page_headers`).
 
 use super::WebError;
 use crate::body::{self, Body};
+use crate::respond::page_headers;
 use askama::Template;
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, SET_COOKIE,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
-};
+use http::header::{HeaderValue, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{Response, StatusCode};
-
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Strict headers on every gateway page: no inline script, no framing, no caching.
-pub fn page_headers(h: &mut HeaderMap) {
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("same-origin"));
-}
 
 /// Renders a page with the given status and cookies.
 pub fn html(page: &impl Template, status: StatusCode, cookies: &[HeaderValue]) -> Result<Response<Body>, WebError> {

@@ -4,13 +4,13 @@
 
 use super::challenge::{failures_key, requirement_with_risk, who};
 use super::enroll::needs_fresh_proof;
-use super::pages::page_headers;
 use super::{csrf, forms, new_codes, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::webauthn::{self as wa, CeremonyError};
 use crate::body::{self, Body};
-use crate::gateway::Ctx;
+use crate::pipeline::Ctx;
 use crate::policy::level::{AuthMethod, Proof};
+use crate::respond::{page_headers, refusal};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -32,11 +32,20 @@ fn reply(status: StatusCode, value: serde_json::Value, cookies: &[HeaderValue]) 
     resp
 }
 
-fn refuse(status: StatusCode, message: &str) -> WebResult {
-    Ok(reply(status, json!({ "error": message }), &[]))
+/// A refusal in the one JSON shape (`error`, `error_description`, `request_id`), plus `extra`.
+fn refusal_json(ctx: &Ctx, status: StatusCode, message: &str, extra: serde_json::Value) -> Response<Body> {
+    let extra = match extra {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    refusal(status, message, message, crate::respond::Reply { json: true, ..ctx.reply() }, extra)
 }
 
-fn audit_event(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str) {
+fn refuse(ctx: &Ctx, status: StatusCode, message: &str) -> WebResult {
+    Ok(refusal_json(ctx, status, message, json!({})))
+}
+
+fn audit_event(ctx: &Ctx, kind: Kind, user: &str, decision: &'static str, reason: &'static str) {
     super::audit_user(ctx, kind, user, decision, reason);
 }
 
@@ -44,20 +53,21 @@ fn audit_event(ctx: &Ctx, kind: Kind, user: &str, decision: &str, reason: &str) 
 async fn begin<T: serde::de::DeserializeOwned>(
     ctx: &Ctx,
     req: Request<Incoming>,
-) -> Result<Result<(HeaderMap, crate::gateway::identify::Who, T), Response<Body>>, WebError> {
+) -> Result<Result<(HeaderMap, crate::pipeline::identify::Who, T), Response<Body>>, WebError> {
     if ctx.live.webauthn.is_none() {
-        return Ok(Err(reply(
+        return Ok(Err(refusal_json(
+            ctx,
             StatusCode::NOT_FOUND,
-            json!({"error": "passkeys are not enabled on this gateway"}),
-            &[],
+            "passkeys are not enabled on this gateway",
+            json!({}),
         )));
     }
     let (parts, body) = req.into_parts();
     let token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     csrf::verify(ctx, &parts.headers, token)?;
     let input: T = forms::read_json(body).await?;
-    let Some(who) = who(ctx, &parts.headers).await? else {
-        return Ok(Err(reply(StatusCode::UNAUTHORIZED, json!({"error": "sign in first"}), &[])));
+    let Some(who) = who(ctx).await? else {
+        return Ok(Err(refusal_json(ctx, StatusCode::UNAUTHORIZED, "sign in first", json!({}))));
     };
     Ok(Ok((parts.headers, who, input)))
 }
@@ -68,15 +78,15 @@ fn ceremony_refusal(ctx: &Ctx, user: &str, e: CeremonyError) -> WebResult {
         CeremonyError::Internal(msg) => Err(WebError::Internal(msg)),
         CeremonyError::CounterRegression => {
             audit_event(ctx, Kind::PossibleClone, user, "fail", "signature counter went backwards");
-            refuse(StatusCode::FORBIDDEN, &e.to_string())
+            refuse(ctx, StatusCode::FORBIDDEN, &e.to_string())
         }
         CeremonyError::CredentialTaken => {
             audit_event(ctx, Kind::Enroll, user, "fail", "credential id registered to another user");
-            refuse(StatusCode::CONFLICT, &e.to_string())
+            refuse(ctx, StatusCode::CONFLICT, &e.to_string())
         }
         CeremonyError::NoCeremony | CeremonyError::Rejected(_) => {
             tracing::info!(request_id = %ctx.request_id, user, error = %e, "webauthn ceremony refused");
-            refuse(StatusCode::BAD_REQUEST, "the passkey could not be verified, or the attempt expired; try again")
+            refuse(ctx, StatusCode::BAD_REQUEST, "the passkey could not be verified, or the attempt expired; try again")
         }
     }
 }
@@ -92,9 +102,9 @@ pub async fn register_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let store = &*ctx.state.store;
     let factors = store.get_factors(&who.user).await?;
     if let Some(url) = needs_fresh_proof(ctx, &who, &factors) {
-        return Ok(reply(StatusCode::FORBIDDEN, json!({"error": "confirm it's you first", "redirect": url}), &[]));
+        return Ok(refusal_json(ctx, StatusCode::FORBIDDEN, "confirm it's you first", json!({"redirect": url})));
     }
-    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
     match wa::start_registration(webauthn, store, &who.user, &factors.webauthn, ctx.now).await {
         Ok((ceremony, options)) => Ok(reply(StatusCode::OK, json!({"ceremony": ceremony, "options": options}), &[])),
         Err(e) => ceremony_refusal(ctx, &who.user, e),
@@ -115,14 +125,14 @@ pub async fn register_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     };
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return refuse(StatusCode::BAD_REQUEST, "give the passkey a name of 1 to 64 characters");
+        return refuse(ctx, StatusCode::BAD_REQUEST, "give the passkey a name of 1 to 64 characters");
     }
     let store = &*ctx.state.store;
     let mut factors = store.get_factors(&who.user).await?;
     if let Some(url) = needs_fresh_proof(ctx, &who, &factors) {
-        return Ok(reply(StatusCode::FORBIDDEN, json!({"error": "confirm it's you first", "redirect": url}), &[]));
+        return Ok(refusal_json(ctx, StatusCode::FORBIDDEN, "confirm it's you first", json!({"redirect": url})));
     }
-    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
     let cred =
         match wa::finish_registration(webauthn, store, &who.user, &input.ceremony, &input.credential, name, ctx.now)
             .await
@@ -160,7 +170,7 @@ pub async fn auth_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let _ = return_to::sanitize(&input.return_to);
     let store = &*ctx.state.store;
     let factors = store.get_factors(&who.user).await?;
-    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
     match wa::start_authentication(webauthn, store, &who.user, &factors.webauthn, ctx.now).await {
         Ok((ceremony, options)) => Ok(reply(StatusCode::OK, json!({"ceremony": ceremony, "options": options}), &[])),
         Err(e) => ceremony_refusal(ctx, &who.user, e),
@@ -189,15 +199,16 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let fail_key = failures_key(&who.user);
     if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
         audit_event(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try again in a few minutes");
+        ctx.state.metrics.lockout();
+        return refuse(ctx, StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try again in a few minutes");
     }
-    let method = crate::gateway::stepup::challenged_method(&input.method);
-    let (need, _) = requirement_with_risk(ctx, &who, &method, &return_to).await?;
+    let method = crate::web::urls::challenged_method(&input.method);
+    let (need, _) = requirement_with_risk(ctx, &method, &return_to).await?;
     if need.allow.as_ref().is_some_and(|a| !a.contains(&AuthMethod::Webauthn)) {
-        return refuse(StatusCode::FORBIDDEN, "this page does not accept a passkey");
+        return refuse(ctx, StatusCode::FORBIDDEN, "this page does not accept a passkey");
     }
     let mut factors = store.get_factors(&who.user).await?;
-    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(StatusCode::NOT_FOUND, "off") };
+    let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
     let asserted = match wa::finish_authentication(
         webauthn,
         store,
@@ -214,6 +225,7 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
             if !matches!(e, CeremonyError::Store(_) | CeremonyError::Internal(_)) {
                 store.hit_counter(&fail_key, cfg.totp.failure_window, ctx.now).await?;
                 audit_event(ctx, Kind::StepUp, &who.user, "fail", "webauthn assertion refused");
+                ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Fail);
             }
             return ceremony_refusal(ctx, &who.user, e);
         }
@@ -222,6 +234,8 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     store.reset_counter(&fail_key).await?;
     let proof = Proof { level: asserted.level, method: AuthMethod::Webauthn, auth_time: ctx.now };
     let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
-    audit_event(ctx, Kind::StepUp, &who.user, "success", &format!("webauthn {}", asserted.level));
+    let reason = if asserted.level >= crate::policy::level::Level::Aal3 { "webauthn aal3" } else { "webauthn aal2" };
+    audit_event(ctx, Kind::StepUp, &who.user, "success", reason);
+    ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Success);
     Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": return_to}), &cookies))
 }

@@ -29,7 +29,7 @@ fn safe(raw: &str) -> Option<String> {
     let p = normalized.as_str();
     // Of the gateway's own pages, only those meant to be come back to.
     let own_ok = ["/.stepgate/account", "/.stepgate/enroll/totp"].iter().any(|o| p.eq_ignore_ascii_case(o));
-    if p.starts_with("//") || crate::gateway::is_gateway_path(p) && !own_ok {
+    if p.starts_with("//") || crate::pipeline::is_gateway_path(p) && !own_ok {
         return None;
     }
     Some(match query {

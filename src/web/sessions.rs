@@ -1,7 +1,7 @@
 //! Making and ending sessions. Every sign-in and every elevation gets a new session id.
 
 use super::WebError;
-use crate::gateway::Ctx;
+use crate::pipeline::Ctx;
 use crate::policy::level::Proof;
 use crate::session::{cookies, Session, SessionId};
 use http::HeaderValue;
@@ -17,7 +17,7 @@ pub async fn elevate(
 ) -> Result<Vec<HeaderValue>, WebError> {
     let cfg = &ctx.live.config;
     let store = &*ctx.state.store;
-    let (context, device_cookie) = crate::gateway::risk::remember_proof(ctx, user, &proof).await?;
+    let (context, device_cookie) = crate::pipeline::risk::remember_proof(ctx, user, &proof).await?;
     let mut session = Session::new(user, proof.clone());
     if let Some((old_id, old)) = previous {
         if old.user == user {

@@ -3,12 +3,15 @@
 
 mod support;
 
+mod access_log;
+mod auth_endpoint;
 mod browser;
 mod cli;
 mod csrf;
 mod forward_auth;
 mod headers;
 mod max_age;
+mod metrics;
 mod open_redirect;
 mod paths;
 mod redis;

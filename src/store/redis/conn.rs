@@ -1,7 +1,7 @@
 //! Connections to Redis: one server (`ConnectionManager`, which reconnects by itself), the
 //! master a Sentinel names (re-asked after a connection error or a READONLY reply), or a Cluster.
 
-use crate::config::RedisTarget;
+use crate::store::config::RedisTarget;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;

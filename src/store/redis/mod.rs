@@ -13,9 +13,9 @@ mod keys;
 mod scripts;
 
 use crate::clock::{SharedClock, UnixTime};
-use crate::config::RedisConfig;
 use crate::risk::history::RiskHistory;
 use crate::session::Session;
+use crate::store::config::RedisConfig;
 use crate::store::{Factors, Store, StoreError};
 use async_trait::async_trait;
 use cache::{Cached, LocalCache};

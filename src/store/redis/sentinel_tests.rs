@@ -4,8 +4,8 @@
 use super::tests::{config, open, wait_for_port, wait_live, RedisServer};
 use super::*;
 use crate::clock::{Clock, SystemClock};
-use crate::config::RedisTarget;
 use crate::policy::level::{AuthMethod, Level, Proof};
+use crate::store::config::RedisTarget;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;

@@ -1,22 +1,27 @@
 //! The risk phase of the request path: gather the facts for the scorer (store, cookies, GeoIP),
 //! score, and remember what a passed request or a new proof teaches about the user.
 //!
-//! The gateway and the challenge page both call `score`, so the page asks for exactly what the
-//! gateway will then accept.
+//! `evaluate` calls `score` for every way in (proxy, forward-auth, the challenge page, explain),
+//! so the page asks for exactly what the gateway will then accept.
 
 use super::identify::Who;
 use super::Ctx;
 use crate::clock::UnixTime;
-use crate::policy::decide::RiskVerdict;
 use crate::policy::level::{Level, Proof};
 use crate::policy::routes::Rule;
 use crate::risk::geo::GeoFacts;
 use crate::risk::history::RiskHistory;
+use crate::risk::RiskVerdict;
 use crate::risk::{self, device, user_agent_hash, Assessment, Counts, Facts, ProofContext};
 use crate::session::cookies;
 use crate::store::StoreError;
 use http::HeaderValue;
 use std::time::Duration;
+
+/// The counter of failed step-up attempts: read by the scorer, written by the challenge page.
+pub fn failures_key(user: &str) -> String {
+    format!("stepup-fail:{user}")
+}
 
 /// A request's score and what it means for the matched rule.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +69,7 @@ pub async fn score(ctx: &Ctx, rule: &Rule, who: Option<&Who>, count: Count) -> R
     let counts = match (&cfg.behaviour, who) {
         (Some(b), Some(w)) => Counts {
             recent_requests: recent_requests(ctx, w, b.window, count).await?,
-            failed_challenges: store.read_counter(&crate::web::challenge::failures_key(&w.user), ctx.now).await?,
+            failed_challenges: store.read_counter(&failures_key(&w.user), ctx.now).await?,
         },
         _ => Counts::default(),
     };

@@ -1,9 +1,41 @@
 //! `[store]`: the embedded file or Redis (one server, Sentinel, or Cluster).
 
-use super::raw::RawStore;
-use super::{parse_duration, ConfigError};
+use crate::parse::{parse_duration, ConfigError};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    #[serde(default = "d_store_kind")]
+    pub kind: String,
+    /// embedded only (default "stepgate.db").
+    #[serde(default)]
+    pub path: Option<String>,
+    /// redis only: redis://, rediss://, redis+sentinel://h1,h2, redis+cluster://h1,h2.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// redis only: the key prefix (default "stepgate").
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// redis only, with a redis+sentinel:// url: the master's name.
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
+    /// redis only: how long one Redis call may take (default "1s").
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore { kind: d_store_kind(), path: None, url: None, prefix: None, sentinel_master: None, timeout: None }
+    }
+}
+
+fn d_store_kind() -> String {
+    "embedded".into()
+}
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {

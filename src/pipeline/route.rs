@@ -1,5 +1,5 @@
-//! The first phases after normalization, in the one order the gateway and `stepgate explain`
-//! both follow: method refused? client network denied? a gateway page? else the route's rule.
+//! The first phases of `evaluate`, in one order for every way in: method refused? client
+//! network denied? a gateway page? else the route's rule.
 
 use crate::config::Config;
 use crate::policy::normalize::NormalizedPath;
@@ -79,11 +79,11 @@ require = "none"
         assert!(matches!(route(&cfg, "app.example", &admin, &Method::GET, good), Routed::Rule(r) if r.name == "admin"));
     }
 
-    #[test]
-    fn explain_follows_the_same_order() {
+    #[tokio::test]
+    async fn explain_follows_the_same_order() {
         let cfg = config();
         let history = crate::risk::history::RiskHistory::default();
-        let q = |url: &str, ip: &str| crate::risk::explain::Question {
+        let q = |url: &str, ip: &str| crate::explain::Question {
             method: Method::GET,
             url: url.to_string(),
             user: None,
@@ -91,13 +91,13 @@ require = "none"
             at: crate::clock::UnixTime(1_795_435_200),
             device: crate::risk::device::DeviceStatus::Known,
         };
-        let out =
-            crate::risk::explain::explain(&cfg, &q("http://app.example/.stepgate/login", "203.0.113.7"), &history)
-                .unwrap();
+        let out = crate::explain::explain(&cfg, &q("http://app.example/.stepgate/login", "203.0.113.7"), &history)
+            .await
+            .unwrap();
         assert!(out.contains("deny (403)"), "{out}");
-        let out =
-            crate::risk::explain::explain(&cfg, &q("http://app.example/.stepgate/login", "198.51.100.7"), &history)
-                .unwrap();
+        let out = crate::explain::explain(&cfg, &q("http://app.example/.stepgate/login", "198.51.100.7"), &history)
+            .await
+            .unwrap();
         assert!(out.contains("a gateway page"), "{out}");
     }
 }

@@ -1,5 +1,6 @@
 //! Who is making the request: a session cookie (built-in sign-in) or a trusted proxy's header.
 
+use super::Ctx;
 use crate::clock::UnixTime;
 use crate::config::{Config, Identity as IdentitySource};
 use crate::policy::level::{AuthMethod, Level, Proof};
@@ -45,25 +46,27 @@ pub enum Touch {
     No,
 }
 
-/// Loads the live session named by the cookie, if any; refreshes `last_seen` now and then.
+/// Loads the live session named by the cookie in `headers`, if any; refreshes `last_seen`
+/// now and then.
 pub async fn load_session(
     store: &dyn Store,
     cfg: &Config,
     headers: &HeaderMap,
     now: UnixTime,
 ) -> Result<Option<(SessionId, Session)>, StoreError> {
-    load_session_as(store, cfg, headers, now, Touch::Yes).await
+    let cookie = cookies::get(headers, cookies::SESSION, cfg.public.https);
+    load_session_by(store, cfg, cookie.as_deref(), now, Touch::Yes).await
 }
 
-/// `load_session`, saying whether this read counts as activity.
-pub async fn load_session_as(
+/// The live session a session cookie's value names, saying whether this read counts as activity.
+pub async fn load_session_by(
     store: &dyn Store,
     cfg: &Config,
-    headers: &HeaderMap,
+    cookie: Option<&str>,
     now: UnixTime,
     touch: Touch,
 ) -> Result<Option<(SessionId, Session)>, StoreError> {
-    let Some(id) = cookies::get(headers, cookies::SESSION, cfg.public.https).and_then(|v| SessionId::parse(&v)) else {
+    let Some(id) = cookie.and_then(SessionId::parse) else {
         return Ok(None);
     };
     let Some(mut session) = store.get_session(&id.key(), now).await? else { return Ok(None) };
@@ -78,34 +81,18 @@ pub async fn load_session_as(
     Ok(Some((id, session)))
 }
 
-/// Puts the identity together for the configured source.
-pub async fn identify(
-    store: &dyn Store,
-    cfg: &Config,
-    headers: &HeaderMap,
-    asserted: Option<String>,
-    now: UnixTime,
-) -> Result<Option<Who>, StoreError> {
-    identify_as(store, cfg, headers, asserted, now, Touch::Yes).await
-}
-
-/// `identify`, saying whether this read counts as activity on the session.
-pub async fn identify_as(
-    store: &dyn Store,
-    cfg: &Config,
-    headers: &HeaderMap,
-    asserted: Option<String>,
-    now: UnixTime,
-    touch: Touch,
-) -> Result<Option<Who>, StoreError> {
-    let session = load_session_as(store, cfg, headers, now, touch).await?;
+/// Who makes the request in `ctx`, for the configured identity source; `touch` says whether
+/// reading the session counts as activity.
+pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError> {
+    let cfg = &ctx.live.config;
+    let session = load_session_by(&*ctx.state.store, cfg, ctx.session_cookie.as_deref(), ctx.now, touch).await?;
     match &cfg.identity {
         IdentitySource::Builtin { .. } => {
             Ok(session.map(|(id, s)| Who { user: s.user.clone(), proofs: s.proofs.clone(), session: Some((id, s)) }))
         }
         IdentitySource::Header { .. } => {
-            let Some(user) = asserted else { return Ok(None) };
-            let mut proofs = vec![Proof { level: Level::Aal1, method: AuthMethod::Header, auth_time: now }];
+            let Some(user) = ctx.asserted.clone() else { return Ok(None) };
+            let mut proofs = vec![Proof { level: Level::Aal1, method: AuthMethod::Header, auth_time: ctx.now }];
             // Step-up proofs count only while the proxy still asserts the same user.
             let session = session.filter(|(_, s)| s.user == user);
             if let Some((_, s)) = &session {

@@ -1,0 +1,190 @@
+//! One evaluation for every way a request reaches a decision: proxied by the gateway, asked
+//! about by a front proxy (forward-auth), re-evaluated (the challenge page, an open WebSocket),
+//! or dry-run (`stepgate explain`, the bench).
+//!
+//! ```text
+//! facts (Ctx: method, host, normalized path, cookies, client, connection; now)
+//!    ─▶ evaluate: route ▶ identify ▶ risk ▶ decide (pure)
+//!    ─▶ Evaluation { rule, who, scored, need, outcome + typed cause }
+//!    ─▶ act: proxy | forward-auth answer | challenge page | explain print
+//! ```
+//!
+//! Acting on the evaluation is the caller's; nothing here writes a response.
+
+pub mod ctx;
+pub mod identify;
+pub mod risk;
+pub mod route;
+
+pub use ctx::{is_gateway_path, is_navigation, new_request_id, Conn, Ctx, RiskRequest, TlsFacts, PREFIX};
+
+use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
+use crate::policy::level::{Level, Proof};
+use crate::policy::routes::{Action, Requirement, Rule};
+use crate::risk::RiskVerdict;
+use crate::store::StoreError;
+use identify::{identify, Touch, Who};
+use risk::{Count, Scored};
+use route::Routed;
+
+/// Why the request is evaluated, which decides what the evaluation may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A request on its way through: reading the session counts as activity, and the request
+    /// counts in the behaviour signal's window.
+    Request,
+    /// Looking at a request without passing it (the challenge page, explain): nothing counted.
+    LookOnly,
+    /// An open tunnel checked again: no activity, and risk as it was scored at opening.
+    Recheck(RiskVerdict),
+}
+
+/// What to do with the request, with its typed cause. Acted on by the caller, once.
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Let it through; `proof` satisfied the rule (None on public routes).
+    Forward { proof: Option<Proof> },
+    /// Nobody is signed in and the rule needs someone.
+    SignIn { need: Requirement },
+    /// Signed in, but a stronger or fresher proof is needed.
+    StepUp { need: Requirement, cause: Cause },
+    /// Refused (403).
+    Deny { cause: Cause },
+    /// One of the gateway's own pages (`/.stepgate/...`).
+    GatewayPage,
+    /// `CONNECT` (405): the gateway opens no tunnels.
+    MethodRefused,
+    /// The store cannot answer on a protected route: fail closed (503).
+    Unavailable,
+}
+
+impl Outcome {
+    /// The decision's name in audit records, access log lines and metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Forward { .. } => "forward",
+            Outcome::SignIn { .. } => "signin",
+            Outcome::StepUp { .. } => "challenge",
+            Outcome::Deny { .. } => "deny",
+            Outcome::GatewayPage => "page",
+            Outcome::MethodRefused => "method_refused",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+
+    /// Why, as a reason code (None for gateway pages and refused methods).
+    pub fn cause(&self) -> Option<Cause> {
+        match self {
+            Outcome::Forward { proof: None } => Some(Cause::Public),
+            Outcome::Forward { proof: Some(_) } => Some(Cause::Proven),
+            Outcome::SignIn { .. } => Some(Cause::NoSession),
+            Outcome::StepUp { cause, .. } | Outcome::Deny { cause } => Some(*cause),
+            Outcome::Unavailable => Some(Cause::StoreUnavailable),
+            Outcome::GatewayPage | Outcome::MethodRefused => None,
+        }
+    }
+}
+
+impl From<Decision> for Outcome {
+    fn from(d: Decision) -> Outcome {
+        match d {
+            Decision::Forward { proof } => Outcome::Forward { proof },
+            Decision::SignIn { need } => Outcome::SignIn { need },
+            Decision::StepUp { need, cause } => Outcome::StepUp { need, cause },
+            Decision::Deny { cause } => Outcome::Deny { cause },
+        }
+    }
+}
+
+/// Everything the evaluation found out, for the caller to act on and record.
+#[derive(Debug)]
+pub struct Evaluation<'c> {
+    /// The rule that matched (None: refused or a gateway page before any rule).
+    pub rule: Option<&'c Rule>,
+    /// The rule needs nobody (`require = "none"`).
+    pub public: bool,
+    pub who: Option<Who>,
+    pub scored: Scored,
+    /// The rule's requirement once risk is counted (None: no rule, a deny rule, or risk denies).
+    pub need: Option<Requirement>,
+    pub outcome: Outcome,
+    /// Why the store failed, when `outcome` is `Unavailable`.
+    pub store_error: Option<StoreError>,
+}
+
+impl<'c> Evaluation<'c> {
+    fn before_rule(outcome: Outcome) -> Evaluation<'c> {
+        Evaluation {
+            rule: None,
+            public: false,
+            who: None,
+            scored: Scored::default(),
+            need: None,
+            outcome,
+            store_error: None,
+        }
+    }
+
+    fn unavailable(rule: &'c Rule, who: Option<Who>, e: StoreError) -> Evaluation<'c> {
+        Evaluation { rule: Some(rule), store_error: Some(e), who, ..Evaluation::before_rule(Outcome::Unavailable) }
+    }
+
+    /// The matched rule's name, or "-".
+    pub fn rule_name(&self) -> &str {
+        self.rule.map_or("-", |r| r.name.as_str())
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.who.as_ref().map(|w| w.user.as_str())
+    }
+}
+
+/// Whether a rule needs nobody.
+pub fn is_public(rule: &Rule) -> bool {
+    matches!(&rule.action, Action::Require(r) if r.level == Level::None)
+}
+
+/// Evaluates the request in `ctx`: route, identify, score, decide.
+pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
+    let cfg = &ctx.live.config;
+    let rule = match route::route(cfg, &ctx.host, &ctx.path, &ctx.method, ctx.client_ip) {
+        Routed::MethodRefused => return Evaluation::before_rule(Outcome::MethodRefused),
+        Routed::DeniedNetwork(_) => return Evaluation::before_rule(Outcome::Deny { cause: Cause::DeniedNetwork }),
+        Routed::GatewayPage => return Evaluation::before_rule(Outcome::GatewayPage),
+        Routed::Rule(rule) => rule,
+    };
+    let public = is_public(rule);
+    let touch = if matches!(pass, Pass::Recheck(_)) { Touch::No } else { Touch::Yes };
+    // A public route with no session cookie needs no store read at all.
+    let who = if public && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
+        None
+    } else {
+        match identify(ctx, touch).await {
+            Ok(w) => w,
+            Err(e) if public => {
+                tracing::warn!(request_id = %ctx.request_id, error = %e, "store unavailable; public route passed without identity");
+                None
+            }
+            Err(e) => return Evaluation::unavailable(rule, None, e),
+        }
+    };
+    // Public routes are not scored: they need nobody, and scoring would cost them a store read.
+    let scored = match pass {
+        _ if public => Ok(Scored::default()),
+        Pass::Recheck(verdict) => Ok(Scored { verdict, ..Scored::default() }),
+        Pass::Request => risk::score(ctx, rule, who.as_ref(), Count::ThisRequest).await,
+        Pass::LookOnly => risk::score(ctx, rule, who.as_ref(), Count::LookOnly).await,
+    };
+    let scored = match scored {
+        Ok(s) => s,
+        Err(e) => return Evaluation::unavailable(rule, who, e),
+    };
+    let proofs = who.as_ref().map(|w| w.proofs.as_slice());
+    let outcome = decide_with_risk(&rule.action, proofs, ctx.now, &scored.verdict).into();
+    let need = match effective_requirement(&rule.action, &scored.verdict) {
+        Some(Action::Require(r)) => Some(r),
+        _ => None,
+    };
+    Evaluation { rule: Some(rule), public, who, scored, need, outcome, store_error: None }
+}

@@ -1,0 +1,58 @@
+//! The `[[rule]]` and `[default]` tables as written by operators. Strict: unknown keys are
+//! errors. `RouteTable::build` validates them.
+
+use serde::Deserialize;
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    pub path: String,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub require: Option<String>,
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// The proof methods that may satisfy `require` (default: any that reaches the level).
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// "deny" blocks the route outright.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Allowed hours, e.g. "08:00-18:00" (risk: time signal).
+    #[serde(default)]
+    pub hours: Option<String>,
+    /// Allowed days, e.g. ["mon", "tue", "wed", "thu", "fri"].
+    #[serde(default)]
+    pub days: Option<Vec<String>>,
+    /// The zone `hours` and `days` are read in (default: risk.time.time_zone).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// "score" (default) or "deny": what happens outside `hours`/`days`.
+    #[serde(default)]
+    pub outside_hours: Option<String>,
+    /// Overrides risk.step_up_at for this rule.
+    #[serde(default)]
+    pub step_up_at: Option<i64>,
+    /// Overrides risk.deny_at for this rule.
+    #[serde(default)]
+    pub deny_at: Option<i64>,
+}
+
+/// `[default]`: what applies where no rule matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaultRule {
+    #[serde(default)]
+    pub require: Option<String>,
+    #[serde(default)]
+    pub max_age: Option<String>,
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub action: Option<String>,
+}
