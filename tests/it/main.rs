@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod csrf;
 mod forward_auth;
+mod forward_auth_signin;
 mod headers;
 mod max_age;
 mod metrics;
