@@ -148,6 +148,7 @@ async fn client_identity_headers_never_reach_the_app(kind: Kind) {
     assert_eq!(r.status, 200, "{kind:?}: {}\n{}", r.body_text(), s.front.log());
     let seen = s.app.seen();
     assert_eq!(seen.len(), 1, "{kind:?}: {seen:?}");
+    assert_eq!(seen[0].method, "GET", "{kind:?}: the app sees the method the client sent");
     for (name, value) in &seen[0].headers {
         let folded = name.replace('_', "-");
         assert!(
