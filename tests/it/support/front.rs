@@ -88,7 +88,17 @@ impl FrontProxy {
 }
 
 impl Drop for FrontProxy {
+    /// SIGTERM first: nginx's master then stops its workers (a SIGKILL would orphan them).
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
