@@ -8,6 +8,8 @@ mod auth_endpoint;
 mod browser;
 mod cli;
 mod csrf;
+mod forward_auth;
+mod forward_auth_signin;
 mod headers;
 mod max_age;
 mod metrics;

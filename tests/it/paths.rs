@@ -3,7 +3,7 @@
 
 use crate::support::{raw, Harness, Options};
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 [[rule]]
 name = "admin"
 path = "/admin/**"
@@ -13,7 +13,7 @@ require = "aal2"
 require = "none"
 "#;
 
-const ATTACKS: &[&str] = &[
+pub(crate) const ATTACKS: &[&str] = &[
     "/admin",
     "//admin",
     "/./admin",

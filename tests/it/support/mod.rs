@@ -4,8 +4,10 @@
 pub mod certs;
 pub mod client;
 pub mod flows;
+pub mod front;
 pub mod html;
 pub mod raw;
+pub mod recorder;
 pub mod totp;
 
 use rand::RngCore;
