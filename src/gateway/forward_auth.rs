@@ -16,7 +16,7 @@ use super::stepup::{self, SendTo};
 use super::{denied, identity_headers, record, store_unavailable};
 use crate::body::{self, Body};
 use crate::pipeline::risk::remember_request;
-use crate::pipeline::{evaluate, Ctx, Outcome, Pass, PREFIX};
+use crate::pipeline::{evaluate, Ctx, Outcome, Pass};
 use crate::policy::decide::Cause;
 use crate::respond::{error_page, page_headers};
 use crate::web::urls::Need;
@@ -30,16 +30,36 @@ pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri
 pub const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 
-/// The endpoint's path under the gateway prefix.
-const AUTH: &str = "/auth";
+/// The endpoint, as the request spells it (the raw path, before normalization).
+const AUTH: &str = "/.stepgate/auth";
 
-/// Whether the request in `ctx` is for the forward-auth endpoint.
-pub fn is_auth_path(ctx: &Ctx) -> bool {
-    ctx.path.as_str()[PREFIX.len()..].eq_ignore_ascii_case(AUTH)
+/// How the front proxy names the request it asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Question<'a> {
+    /// `/.stepgate/auth`: in `X-Forwarded-Uri` or `X-Original-URI` (nginx, Caddy, Traefik).
+    Headers,
+    /// `/.stepgate/auth/<path>`: the path itself follows the endpoint's, the query is the auth
+    /// request's (Envoy's `ext_authz` `path_prefix`). Browsers are answered with 302.
+    Suffix(&'a str),
+}
+
+/// Whether a request (by its raw path, exactly spelled) asks the forward-auth question. Any
+/// other spelling (`/.stepgate/%61uth`) is no question: it is a gateway page that does not
+/// exist (404), never an answer about a URI normalization could have changed.
+pub fn question(raw_path: &str) -> Option<Question<'_>> {
+    let head = raw_path.get(..AUTH.len())?;
+    if !head.eq_ignore_ascii_case(AUTH) {
+        return None;
+    }
+    match &raw_path[AUTH.len()..] {
+        "" => Some(Question::Headers),
+        rest if rest.starts_with('/') => Some(Question::Suffix(rest)),
+        _ => None,
+    }
 }
 
 /// The answer for the front proxy.
-pub async fn answer(outer: &Ctx, headers: &HeaderMap, started: Instant) -> Response<Body> {
+pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, started: Instant) -> Response<Body> {
     let refused = record::Refused {
         live: &outer.live,
         metrics: &outer.state.metrics,
@@ -61,14 +81,18 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, started: Instant) -> Respo
         );
         return record::finish_refused(&refused, resp, started);
     }
-    let ctx = match asked_about(outer, headers) {
+    let ctx = match asked_about(outer, headers, question) {
         Ok(ctx) => ctx,
         Err(bad) => {
             let resp = error_page(StatusCode::BAD_REQUEST, "Bad request", &bad.0, outer.reply());
             return record::finish_refused(&refused, resp, started);
         }
     };
-    let send_to = if query_flag(outer, "redirect") { SendTo::Redirect } else { SendTo::Unauthorized };
+    let send_to = match question {
+        Question::Suffix(_) => SendTo::Redirect,
+        Question::Headers if query_flag(outer, "redirect") => SendTo::Redirect,
+        Question::Headers => SendTo::Unauthorized,
+    };
     let eval = evaluate(&ctx, Pass::Request).await;
     record::audit_decision(&ctx, &eval);
     let resp = match eval.outcome.clone() {
@@ -97,33 +121,51 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, started: Instant) -> Respo
     record::finish(&ctx, &eval, record::Mode::ForwardAuth, resp, started)
 }
 
-/// The request the front proxy asks about, normalized like a proxied one.
-fn asked_about(outer: &Ctx, headers: &HeaderMap) -> Result<Ctx, BadRequest> {
+/// The request the front proxy asks about, normalized like a proxied one. Each fact may be
+/// named once, in one spelling: a request that names its URI or method twice (a client's own
+/// `X-Forwarded-Uri` passed on beside nginx's `X-Original-URI`, say) is refused, never
+/// decided on whichever spelling came first.
+fn asked_about(outer: &Ctx, headers: &HeaderMap, question: Question<'_>) -> Result<Ctx, BadRequest> {
     let one = |names: &[&HeaderName]| -> Result<Option<&str>, BadRequest> {
+        let mut found = None;
         for name in names {
             let mut values = headers.get_all(*name).iter();
             let Some(v) = values.next() else { continue };
-            if values.next().is_some() {
-                return Err(BadRequest(format!("More than one {name} header.")));
+            if values.next().is_some() || found.is_some() {
+                return Err(BadRequest(format!("The request names {} more than once.", names[0])));
             }
-            return v.to_str().map(Some).map_err(|_| BadRequest(format!("The {name} header is not text.")));
+            found = Some(v.to_str().map_err(|_| BadRequest(format!("The {name} header is not text.")))?);
         }
-        Ok(None)
+        Ok(found)
     };
-    let method = match one(&[&X_FORWARDED_METHOD, &X_ORIGINAL_METHOD])? {
+    let named_method = one(&[&X_FORWARDED_METHOD, &X_ORIGINAL_METHOD])?;
+    let named_uri = one(&[&X_FORWARDED_URI, &X_ORIGINAL_URI])?;
+    let (default_method, uri) = match question {
+        Question::Headers => (
+            Method::GET,
+            named_uri.ok_or_else(|| BadRequest("The front proxy sent no X-Forwarded-Uri or X-Original-URI.".into()))?,
+        ),
+        Question::Suffix(_) if named_uri.is_some() => {
+            return Err(BadRequest("The request names its URI both in the path and in a header.".into()))
+        }
+        Question::Suffix(path) => (outer.method.clone(), path),
+    };
+    let suffix_query = match question {
+        Question::Suffix(_) => outer.query.as_deref(),
+        Question::Headers => None,
+    };
+    let method = match named_method {
         Some(m) => Method::from_bytes(m.trim().as_bytes())
             .map_err(|_| BadRequest("The forwarded method is not a method.".into()))?,
-        None => Method::GET,
+        None => default_method,
     };
-    let uri = one(&[&X_FORWARDED_URI, &X_ORIGINAL_URI])?
-        .ok_or_else(|| BadRequest("The front proxy sent no X-Forwarded-Uri or X-Original-URI.".into()))?;
     // Origin-form only: a path, maybe a query. Never an absolute URL naming another host.
     if !uri.starts_with('/') {
         return Err(BadRequest("The forwarded URI is not a path.".into()));
     }
     let (path, query) = match uri.split_once('?') {
         Some((p, q)) => (p, Some(q)),
-        None => (uri, None),
+        None => (uri, suffix_query),
     };
     // The query is kept only to build return URLs; a fragment is no part of a request.
     let path = path.split('#').next().unwrap_or(path);

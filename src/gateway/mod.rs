@@ -60,11 +60,11 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
             return record::finish_refused(&refused(&state, &live, &conn, &req, &request_id), resp, started);
         }
     };
-    let eval = evaluate(&ctx, Pass::Request).await;
-    if eval.outcome == Outcome::GatewayPage && forward_auth::is_auth_path(&ctx) {
-        // Recorded as the request the front proxy asks about.
-        return forward_auth::answer(&ctx, req.headers(), started).await;
+    if let Some(question) = forward_auth::question(req.uri().path()) {
+        // Evaluated and recorded as the request the front proxy asks about.
+        return forward_auth::answer(&ctx, req.headers(), question, started).await;
     }
+    let eval = evaluate(&ctx, Pass::Request).await;
     record::audit_decision(&ctx, &eval);
     let resp = match eval.outcome.clone() {
         Outcome::GatewayPage => crate::web::handle(&ctx, req).await,

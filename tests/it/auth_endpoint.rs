@@ -171,3 +171,30 @@ async fn the_request_id_goes_back_to_the_client_and_a_trusted_proxys_id_is_kept(
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["request_id"], r.header("x-request-id").unwrap());
 }
+
+#[tokio::test]
+async fn a_request_named_twice_is_refused_and_envoys_path_form_is_answered() {
+    let h = Harness::with(trusting_localhost()).await;
+    let mut c = h.client();
+    // nginx passes a client's own X-Forwarded-Uri on beside its X-Original-URI: never decided
+    // on either, refused.
+    let r = ask(&mut c, "/.stepgate/auth", "GET", "/admin/x", &[API, ("x-forwarded-uri", "/public/x")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = ask(&mut c, "/.stepgate/auth", "GET", "/public/x", &[API, ("x-forwarded-method", "GET")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // Envoy's ext_authz appends the original path to the endpoint's; browsers get a 302.
+    let r = c.get_with("/.stepgate/auth/account?tab=2", &[HTML]).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert_eq!(r.location(), "/.stepgate/login?return=%2Faccount%3Ftab%3D2");
+    let r = c.get_with("/.stepgate/auth/public/x", &[API]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The appended path is normalized on its own: it cannot climb out of itself, and a path in
+    // a header as well is refused.
+    let r = c.get_with("/.stepgate/auth/../../admin", &[API]).await;
+    assert_ne!(r.status, StatusCode::OK, "{}", r.body);
+    let r = c.get_with("/.stepgate/auth/public/x", &[API, ("x-original-uri", "/admin")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // The endpoint answers only its own exact name.
+    assert_eq!(c.get_with("/.stepgate/authx", &[API]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(c.get_with("/.stepgate/%61uth", &[API]).await.status, StatusCode::NOT_FOUND);
+}
