@@ -259,6 +259,10 @@ users_file = "$TMP/users.toml"
 [sessions]
 secret_key = "$SECRET"
 
+# nginx runs with access_log off: so does stepgate (audit records stay on).
+[access_log]
+enabled = false
+
 [[rule]]
 name = "public"
 path = "/public/**"
