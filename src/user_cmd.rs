@@ -8,6 +8,8 @@ use std::sync::Arc;
 use stepgate::admin::{socket, Request};
 use stepgate::clock::{SharedClock, SystemClock};
 use stepgate::config::{self, Config, Overrides};
+use stepgate::store::config::StoreConfig;
+use stepgate::store::embedded::EmbeddedStore;
 
 /// Adds or updates a user, then has a running gateway re-read the users file at once.
 pub fn add(config_path: &Path, overrides: &Overrides, name: &str, users_file: Option<PathBuf>) -> Result<String> {
@@ -63,15 +65,18 @@ pub fn run(config_path: &Path, overrides: &Overrides, request: Request) -> Resul
 
 async fn offline(cfg: &Config, request: &Request) -> Result<String> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let store = stepgate::server::open_store(cfg, &clock).map_err(|e| match &cfg.store {
-        stepgate::store::config::StoreConfig::Embedded { path } => anyhow!(
-            "cannot open the store {} ({e}); if a gateway runs on it, its admin socket {} did not answer: \
-             is admin.socket the same in the config it runs with?",
-            path.display(),
-            cfg.admin_socket.display()
-        ),
-        _ => anyhow!(e),
-    })?;
+    // The embedded file is opened without the gateway's sweeper: this command only does its one job.
+    let store: stepgate::store::SharedStore = match &cfg.store {
+        StoreConfig::Embedded { path } => Arc::new(EmbeddedStore::open(path).map_err(|e| {
+            anyhow!(
+                "cannot open the store {} ({e}); if a gateway runs on it, its admin socket {} did not answer: \
+                 is admin.socket the same in the config it runs with?",
+                path.display(),
+                cfg.admin_socket.display()
+            )
+        })?),
+        StoreConfig::Redis(_) => stepgate::server::open_store(cfg, &clock).map_err(|e| anyhow!(e))?,
+    };
     let users_file = match &cfg.identity {
         config::Identity::Builtin { users_file } => Some(users_file.as_path()),
         config::Identity::Header { .. } => None,

@@ -124,7 +124,9 @@ pub fn send(path: &Path, request: &Request) -> Result<Option<Reply>, AdminError>
     (&stream).write_all(&line).map_err(|e| failed(path, e))?;
     let mut answer = String::new();
     std::io::BufReader::new(&stream).read_line(&mut answer).map_err(|e| failed(path, format!("no answer: {e}")))?;
-    serde_json::from_str(answer.trim_end()).map(Some).map_err(|e| failed(path, format!("a reply that is not JSON: {e}")))
+    serde_json::from_str(answer.trim_end())
+        .map(Some)
+        .map_err(|e| failed(path, format!("a reply that is not JSON: {e}")))
 }
 
 #[cfg(test)]

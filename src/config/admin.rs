@@ -31,7 +31,10 @@ pub fn parse(raw: &RawAdmin, store: &StoreConfig, base: &Path) -> Result<PathBuf
     if path.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(ConfigError::new(
             "admin.socket",
-            format!("'{}' is longer than {MAX_SOCKET_PATH} bytes, too long for a Unix socket; set a shorter path", path.display()),
+            format!(
+                "'{}' is longer than {MAX_SOCKET_PATH} bytes, too long for a Unix socket; set a shorter path",
+                path.display()
+            ),
         ));
     }
     Ok(path)

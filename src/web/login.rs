@@ -46,7 +46,8 @@ pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
-    let Some(users) = ctx.live.users.as_ref().filter(|_| ctx.live.config.identity_is_builtin()).and_then(|w| w.current())
+    let Some(users) =
+        ctx.live.users.as_ref().filter(|_| ctx.live.config.identity_is_builtin()).and_then(|w| w.current())
     else {
         return Err(WebError::BadForm("built-in sign-in is not configured"));
     };

@@ -25,4 +25,5 @@ mod tls;
 mod totp;
 mod tunnels;
 mod upstream;
+mod users;
 mod webauthn;
