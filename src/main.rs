@@ -274,6 +274,7 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
                 Some(addr) => out!("metrics: GET http://{addr}/metrics")?,
                 None => out!("metrics: off (set [metrics] address to serve /metrics)")?,
             }
+            out!("admin socket: {} (for `stepgate user ...` while the gateway runs)", cfg.admin_socket.display())?;
             out!(
                 "access log: {}",
                 match (cfg.access_log.enabled, cfg.access_log.query) {

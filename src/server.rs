@@ -315,6 +315,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     changed("listen.workers", old.workers != new.workers);
     changed("listen.header_timeout", old.header_timeout != new.header_timeout);
     changed("metrics.address", old.metrics != new.metrics);
+    changed("admin.socket", old.admin_socket != new.admin_socket);
     // Compared field by field, never printed: a Redis URL may carry a password.
     match (&old.store, &new.store) {
         (StoreConfig::Embedded { path: a }, StoreConfig::Embedded { path: b }) => changed("store.path", a != b),

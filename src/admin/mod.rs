@@ -64,13 +64,13 @@ pub async fn perform(t: &Target<'_>, request: &Request) -> Result<String, AdminE
             if !had && ended == 0 && !in_users_file(t, user)? {
                 return Err(AdminError::NoSuchUser { user: user.clone() });
             }
-            record(user, "factors reset");
+            record(user, "factors_reset");
             Ok(format!("factors of '{user}' removed ({had}); {ended} session(s) ended", had = describe_had(had)))
         }
         Request::Unlock { user } => {
             t.store.reset_counter(&crate::web::login::signin_failures_key(user)).await?;
             t.store.reset_counter(&crate::pipeline::risk::failures_key(user)).await?;
-            record(user, "lockouts cleared");
+            record(user, "lockouts_cleared");
             Ok(format!("sign-in and step-up lockouts of '{user}' cleared"))
         }
         Request::ReloadUsers => {
@@ -120,7 +120,7 @@ async fn remove(t: &Target<'_>, user: &str) -> Result<String, AdminError> {
     if !removed && !had && ended == 0 {
         return Err(AdminError::NoSuchUser { user: user.to_string() });
     }
-    record(user, "user removed");
+    record(user, "user_removed");
     let from = if removed { format!("removed from {}", file.display()) } else { "was not in the users file".into() };
     Ok(format!("user '{user}' {from}; factors removed ({}); {ended} session(s) ended", describe_had(had)))
 }
