@@ -141,4 +141,15 @@ mod tests {
         watch.refresh();
         assert!(watch.current().is_none(), "a deleted file: nobody");
     }
+
+    #[test]
+    fn a_sign_in_sees_a_changed_file_once_check_every_has_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        add_user(&path, "alice", "alice-password").unwrap();
+        let watch = UsersWatch::open(&path).unwrap();
+        add_user(&path, "bob", "bob-password").unwrap();
+        std::thread::sleep(CHECK_EVERY + Duration::from_millis(100));
+        assert!(watch.current().unwrap().verify("bob", "bob-password"), "re-read without a refresh");
+    }
 }

@@ -175,3 +175,61 @@ async fn on_redis_the_cli_ends_sessions_on_every_instance_and_clears_lockouts() 
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `stepgate run` as operators start it (two serving threads): a user added while it runs signs
+/// in at once, `reset-factors` ends the session, and SIGTERM removes the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_real_running_binary_add_sign_in_reset_and_the_socket_goes_on_sigterm() {
+    let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let opts = Options {
+        listen_address: Some(format!("127.0.0.1:{port}")),
+        listen_extra: "workers = 2".into(),
+        ..Options::default()
+    };
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, crate::support::config_text(dir.path(), &format!("http://{}", app.addr), &opts)).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("STEPGATE_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let socket = dir.path().join("stepgate.db.sock");
+    let up = crate::redis::support::within(std::time::Duration::from_secs(20), || {
+        let s = socket.clone();
+        async move { s.exists() }
+    })
+    .await;
+    assert!(up.is_some(), "the admin socket appears");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let (ok, out, err) = stepgate(&config, &["user", "add", "erin"], "erin-password\n").await;
+    assert!(ok && out.contains("they can sign in now"), "{out}{err}");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::new(addr);
+    let r = c.sign_in_returning("erin", "erin-password", "/").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // Served by either thread, on new connections: both know the session, then neither.
+    for _ in 0..4 {
+        assert_eq!(c.clone().to(addr).get("/echo").await.status, StatusCode::OK);
+    }
+    let (ok, out, err) = stepgate(&config, &["user", "reset-factors", "erin"], "").await;
+    assert!(ok && out.contains("1 session(s) ended"), "{out}{err}");
+    for _ in 0..4 {
+        sent_to_sign_in(&mut c.clone().to(addr), "/echo").await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(40), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "the socket is removed on shutdown");
+    // With no gateway, the command works on the store file itself.
+    let (ok, out, err) = stepgate(&config, &["user", "list"], "").await;
+    assert!(ok && out.contains("erin"), "{out}{err}");
+}
