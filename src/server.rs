@@ -315,7 +315,6 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     changed("listen.workers", old.workers != new.workers);
     changed("listen.header_timeout", old.header_timeout != new.header_timeout);
     changed("metrics.address", old.metrics != new.metrics);
-    changed("admin.socket", old.admin_socket != new.admin_socket);
     // Compared field by field, never printed: a Redis URL may carry a password.
     match (&old.store, &new.store) {
         (StoreConfig::Embedded { path: a }, StoreConfig::Embedded { path: b }) => changed("store.path", a != b),
@@ -334,6 +333,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             changed("store.timeout", a.timeout != b.timeout);
         }
         _ => changed("store.kind", true),
+    }
+    // The default socket sits next to the store: named only when it changed on its own.
+    if !keys.iter().any(|k| k.starts_with("store.")) && old.admin_socket != new.admin_socket {
+        keys.push("admin.socket");
     }
     keys
 }
@@ -399,6 +402,8 @@ mod tests {
         for (new, want) in cases {
             assert_eq!(restart_needed(&base, &new), want);
         }
+        let moved = config("workers = 2", "[admin]\nsocket = \"/run/stepgate.sock\"", "aal1");
+        assert_eq!(restart_needed(&base, &moved), ["admin.socket"]);
         // A changed Redis URL is seen even though its Debug form hides it (a password).
         let r = |url: &str, extra: &str| config("workers = 2", &redis(url, extra), "aal1");
         let one = r("redis://:pw@a:6379/0", "");
