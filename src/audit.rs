@@ -19,6 +19,8 @@ pub enum Kind {
     Revoke,
     /// An open WebSocket closed because its proof ended (sign-out, expiry, max_age).
     TunnelClosed,
+    /// `stepgate user remove`, `reset-factors` or `unlock`: what an administrator did to a user.
+    UserAdmin,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
             Kind::PossibleClone => "possible_clone",
             Kind::Revoke => "revoke",
             Kind::TunnelClosed => "tunnel_closed",
+            Kind::UserAdmin => "user_admin",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! stepgate: a step-up authentication gateway.
 
 pub mod access_log;
+pub mod admin;
 pub mod audit;
 pub mod authn;
 pub mod body;

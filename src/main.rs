@@ -2,7 +2,6 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use stepgate::clock::{SharedClock, SystemClock};
@@ -10,6 +9,8 @@ use stepgate::config::{self, Overrides};
 use stepgate::server;
 
 /// mimalloc: measurably faster than the system allocator on the per-request path (see bench/).
+mod user_cmd;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -35,7 +36,7 @@ enum Command {
     Run,
     /// Validate a config and print its route table.
     CheckConfig { path: Option<PathBuf> },
-    /// Manage built-in users.
+    /// Manage users: add, list, remove, reset-factors, unlock (on a running gateway too).
     User {
         #[command(subcommand)]
         action: UserAction,
@@ -79,13 +80,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserAction {
-    /// Add or update a user; the password is read from standard input.
+    /// Add or update a user: the password is asked twice without echo at a terminal, else
+    /// read from standard input. A running gateway takes the user at once.
     Add {
         name: String,
         /// The users file (default: identity.users_file of --config).
         #[arg(long)]
         users_file: Option<PathBuf>,
     },
+    /// List the users of the users file, with the factors each has enrolled.
+    List,
+    /// Remove a user from the users file, remove their factors and end their sessions.
+    Remove { name: String },
+    /// Remove a user's TOTP, passkeys and recovery codes and end their sessions (audited).
+    ResetFactors { name: String },
+    /// Clear a user's sign-in and step-up lockouts (audited).
+    Unlock { name: String },
 }
 
 /// `println!` that never panics on a closed pipe (`stepgate check-config x | head -4`): it
@@ -163,19 +173,18 @@ fn real_main(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config, overrides),
         Command::CheckConfig { path } => check_config(&path.unwrap_or(cli.config), &overrides),
-        Command::User { action: UserAction::Add { name, users_file } } => {
-            let file = match users_file {
-                Some(f) => f,
-                None => match config::load(&cli.config, &overrides).map_err(|e| anyhow!("{e}"))?.identity {
-                    config::Identity::Builtin { users_file } => users_file,
-                    config::Identity::Header { .. } => bail!("identity.source is \"header\": there is no users file"),
-                },
+        Command::User { action } => {
+            use stepgate::admin::Request;
+            let text = match action {
+                UserAction::Add { name, users_file } => user_cmd::add(&cli.config, &overrides, &name, users_file)?,
+                UserAction::List => user_cmd::run(&cli.config, &overrides, Request::List)?,
+                UserAction::Remove { name } => user_cmd::run(&cli.config, &overrides, Request::Remove { user: name })?,
+                UserAction::ResetFactors { name } => {
+                    user_cmd::run(&cli.config, &overrides, Request::ResetFactors { user: name })?
+                }
+                UserAction::Unlock { name } => user_cmd::run(&cli.config, &overrides, Request::Unlock { user: name })?,
             };
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            stepgate::authn::password::add_user(&file, &name, password).map_err(|e| anyhow!("{e}"))?;
-            out!("user '{name}' saved in {}", file.display())?;
+            out!("{text}")?;
             Ok(())
         }
         Command::Explain { method, url, user, ip, at, device } => {
@@ -306,6 +315,7 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
                 Some(addr) => out!("metrics: GET http://{addr}/metrics")?,
                 None => out!("metrics: off (set [metrics] address to serve /metrics)")?,
             }
+            out!("admin socket: {} (for `stepgate user ...` while the gateway runs)", cfg.admin_socket.display())?;
             out!(
                 "access log: {}",
                 match (cfg.access_log.enabled, cfg.access_log.query) {
@@ -378,6 +388,10 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
             }
         }
     }
+    let admin = main_rt.block_on(async { server::start_admin(states.clone()) }).map_err(|e| {
+        let _ = stop_tx.send(true);
+        anyhow!(e)
+    })?;
     let metrics_address = metrics_server.as_ref().map(|m| m.addr.to_string()).unwrap_or_else(|| "off".into());
     tracing::info!(%address, workers = cfg.workers, tls = cfg.tls.is_some(), metrics = %metrics_address, "stepgate listening");
     main_rt.block_on(async {
@@ -403,6 +417,7 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
     if let Some(m) = metrics_server {
         main_rt.block_on(m.shutdown());
     }
+    drop(admin);
     Ok(())
 }
 
@@ -417,12 +432,15 @@ async fn demo(listen: String) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| demo_bind_error(&listen, e))?;
     let store = server::open_store(&cfg, &clock).map_err(|e| anyhow!(e))?;
     let running = server::start_on(listener, cfg, store, clock).await.map_err(|e| anyhow!(e))?;
+    let admin = server::start_admin(vec![running.state.clone()]).map_err(|e| anyhow!(e))?;
     out!("stepgate demo is running: http://localhost:{}/", running.addr.port())?;
     out!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD)?;
     out!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)")?;
     out!("  config: {}   (deleted on exit)", config.display())?;
+    out!("  manage users while it runs: stepgate --config {} user list", config.display())?;
     out!("  press Ctrl-C to stop")?;
     server::shutdown_signal().await;
+    drop(admin);
     running.shutdown().await;
     app.shutdown();
     Ok(())

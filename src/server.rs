@@ -223,6 +223,42 @@ async fn serve_connection<I>(
     }
 }
 
+/// Serves the admin socket (`[admin] socket`) for the gateway whose serving threads have
+/// `states`: `stepgate user ...` runs its operations here, on this gateway's store, and a
+/// change to the users file counts at once on every thread. The socket goes with the handle.
+pub fn start_admin(states: Vec<SharedState>) -> Result<crate::admin::socket::AdminSocket, String> {
+    let first = states.first().ok_or("no serving thread")?.clone();
+    let path = first.live().config.admin_socket.clone();
+    let states = Arc::new(states);
+    let handle = move |request: crate::admin::Request| {
+        let (first, states) = (first.clone(), states.clone());
+        async move {
+            let live = first.live();
+            let users_file = match &live.config.identity {
+                config::Identity::Builtin { users_file } => Some(users_file.as_path()),
+                config::Identity::Header { .. } => None,
+            };
+            let refresh = || {
+                for s in states.iter() {
+                    if let Some(users) = &s.live().users {
+                        users.refresh();
+                    }
+                }
+            };
+            let target = crate::admin::Target {
+                store: &*first.store,
+                users_file,
+                now: first.clock.now(),
+                users_changed: &refresh,
+            };
+            crate::admin::perform(&target, &request).await
+        }
+    };
+    let socket = crate::admin::socket::listen(&path, handle).map_err(|e| e.to_string())?;
+    tracing::info!(socket = %path.display(), "admin socket listening (mode 0600)");
+    Ok(socket)
+}
+
 /// Re-reads the config file (and users file) on SIGHUP. A bad file is logged with its key and
 /// reason, and the gateway keeps running on the last good config.
 pub fn reload(state: &AppState, path: &Path, overrides: &Overrides) {
@@ -298,6 +334,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         }
         _ => changed("store.kind", true),
     }
+    // The default socket sits next to the store: named only when it changed on its own.
+    if !keys.iter().any(|k| k.starts_with("store.")) && old.admin_socket != new.admin_socket {
+        keys.push("admin.socket");
+    }
     keys
 }
 
@@ -362,6 +402,8 @@ mod tests {
         for (new, want) in cases {
             assert_eq!(restart_needed(&base, &new), want);
         }
+        let moved = config("workers = 2", "[admin]\nsocket = \"/run/stepgate.sock\"", "aal1");
+        assert_eq!(restart_needed(&base, &moved), ["admin.socket"]);
         // A changed Redis URL is seen even though its Debug form hides it (a password).
         let r = |url: &str, extra: &str| config("workers = 2", &redis(url, extra), "aal1");
         let one = r("redis://:pw@a:6379/0", "");

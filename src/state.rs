@@ -1,6 +1,6 @@
 //! What every request handler shares: the live config (reloadable), the store, the clock.
 
-use crate::authn::password::UsersFile;
+use crate::authn::users_watch::UsersWatch;
 use crate::clock::SharedClock;
 use crate::config::{Config, Identity};
 use crate::metrics::store::MeteredStore;
@@ -13,7 +13,8 @@ use std::sync::{Arc, RwLock};
 /// The parts of the state that a config reload replaces together.
 pub struct Live {
     pub config: Config,
-    pub users: Option<UsersFile>,
+    /// The users file, re-read when it changes (None: identity is not builtin).
+    pub users: Option<UsersWatch>,
     pub secretbox: SecretBox,
     pub upstream: UpstreamClient,
     /// None when WebAuthn is off.
@@ -24,14 +25,7 @@ impl Live {
     /// Builds everything a config needs; fails (naming the file) when the users file is broken.
     pub fn new(config: Config) -> Result<Live, String> {
         let users = match &config.identity {
-            Identity::Builtin { users_file } => {
-                if users_file.exists() {
-                    Some(UsersFile::load(users_file).map_err(|e| e.to_string())?)
-                } else {
-                    tracing::warn!(file = %users_file.display(), "users file does not exist yet: nobody can sign in; add users with `stepgate user add NAME`");
-                    None
-                }
-            }
+            Identity::Builtin { users_file } => Some(UsersWatch::open(users_file).map_err(|e| e.to_string())?),
             Identity::Header { .. } => None,
         };
         let secretbox = SecretBox::new(config.sessions.secret_key);

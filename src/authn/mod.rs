@@ -4,6 +4,7 @@ pub mod error;
 pub mod password;
 pub mod recovery;
 pub mod totp;
+pub mod users_watch;
 
 pub use error::AuthnError;
 pub mod webauthn;

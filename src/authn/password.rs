@@ -141,6 +141,32 @@ pub fn add_user(path: &Path, name: &str, password: &str) -> Result<(), AuthnErro
         .map_err(|source| AuthnError::WriteUsersFile { path: path.to_path_buf(), source })
 }
 
+/// Removes `name` from the users file at `path`; false if they were not in it (then the file is
+/// left as it was). Other users are kept; the file is replaced atomically, with mode 0600.
+pub fn remove_user(path: &Path, name: &str) -> Result<bool, AuthnError> {
+    let mut raw = match std::fs::read_to_string(path) {
+        Ok(text) => parse_users(path, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(AuthnError::ReadUsersFile { path: path.to_path_buf(), source }),
+    };
+    if raw.users.remove(name).is_none() {
+        return Ok(false);
+    }
+    let text = toml::to_string(&raw).map_err(|e| AuthnError::Hash(e.to_string()))?;
+    write_atomically(path, text.as_bytes())
+        .map_err(|source| AuthnError::WriteUsersFile { path: path.to_path_buf(), source })?;
+    Ok(true)
+}
+
+/// The user names in the users file at `path`, sorted; none when the file does not exist.
+pub fn list_users(path: &Path) -> Result<Vec<String>, AuthnError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(parse_users(path, &text)?.users.into_keys().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(AuthnError::ReadUsersFile { path: path.to_path_buf(), source }),
+    }
+}
+
 fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir: PathBuf = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -234,6 +260,21 @@ mod tests {
         let names: Vec<_> =
             std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("users.toml")]);
+    }
+
+    #[test]
+    fn remove_user_keeps_the_others_and_list_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        assert_eq!(list_users(&path).unwrap(), Vec::<String>::new());
+        assert!(!remove_user(&path, "alice").unwrap(), "no file: nobody to remove");
+        add_user(&path, "bob", "bob-password").unwrap();
+        add_user(&path, "alice", "alice-password").unwrap();
+        assert_eq!(list_users(&path).unwrap(), ["alice", "bob"]);
+        assert!(remove_user(&path, "alice").unwrap());
+        assert!(!remove_user(&path, "alice").unwrap());
+        assert_eq!(list_users(&path).unwrap(), ["bob"]);
+        assert!(UsersFile::load(&path).unwrap().verify("bob", "bob-password"));
     }
 
     #[test]

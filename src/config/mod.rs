@@ -1,5 +1,6 @@
 //! Configuration: raw TOML (`raw`) validated into `Config`. Every error names the key and the reason.
 
+pub mod admin;
 pub mod observe;
 pub mod raw;
 pub mod tls;
@@ -41,6 +42,8 @@ pub struct Config {
     /// Where `GET /metrics` is served; None: no metrics listener. Read at start-up only.
     pub metrics: Option<SocketAddr>,
     pub access_log: observe::AccessLog,
+    /// The admin socket (`[admin] socket`) that `stepgate user ...` talks to. Read at start-up only.
+    pub admin_socket: std::path::PathBuf,
 }
 
 /// The URL end users see: decides cookie flags and the origin checked on forms.
@@ -291,6 +294,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
     let metrics = observe::parse_metrics(raw.metrics.as_ref(), listen)?;
     let access_log = observe::parse_access_log(&raw.access_log);
+    let admin_socket = admin::parse(&raw.admin, &store, base)?;
     Ok(Config {
         listen,
         workers,
@@ -309,6 +313,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         webauthn,
         metrics,
         access_log,
+        admin_socket,
     })
 }
 

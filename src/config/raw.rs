@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub metrics: Option<super::observe::RawMetrics>,
     #[serde(default)]
     pub access_log: super::observe::RawAccessLog,
+    #[serde(default)]
+    pub admin: super::admin::RawAdmin,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RawRule>,
     pub default: RawDefaultRule,

@@ -81,6 +81,7 @@ label_enum! {
         GetSession => "get_session",
         PutSession => "put_session",
         DeleteSession => "delete_session",
+        EndUserSessions => "end_user_sessions",
         GetFactors => "get_factors",
         PutFactors => "put_factors",
         TakeRecoveryCode => "take_recovery_code",

@@ -42,6 +42,9 @@ impl Store for MeteredStore {
     async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
         self.timed(StoreOp::DeleteSession, self.inner.delete_session(key)).await
     }
+    async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
+        self.timed(StoreOp::EndUserSessions, self.inner.end_user_sessions(user)).await
+    }
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
         self.timed(StoreOp::GetFactors, self.inner.get_factors(user)).await
     }

@@ -43,6 +43,7 @@ pub(crate) async fn run_contract(store: SharedStore) {
     ready(&store).await;
     sweep(&store, &keys).await;
     sessions(&store, &keys).await;
+    end_user_sessions(&store, &keys).await;
     factors(&store, &keys).await;
     risk_history(&store, &keys).await;
     credential_index(&store, &keys).await;
@@ -88,6 +89,24 @@ async fn sessions(store: &SharedStore, keys: &Keys) {
     assert_eq!(store.get_session(&k, at(0)).await.unwrap(), None);
     store.delete_session(&k).await.unwrap(); // deleting nothing is fine
     assert!(store.get_session(&other, at(20)).await.unwrap().is_some(), "others untouched");
+}
+
+/// Ending a user's sessions removes them all (read through any cache first) and no one else's.
+async fn end_user_sessions(store: &SharedStore, keys: &Keys) {
+    let (carol, dave) = (keys.k("end", "carol"), keys.k("end", "dave"));
+    let names = ["s1", "s2", "s3"].map(|n| keys.k("end", n));
+    for (name, user) in names.iter().zip([&carol, &carol, &dave]) {
+        store.put_session(name, &session(user, at(0)), at(100)).await.unwrap();
+        assert!(store.get_session(name, at(1)).await.unwrap().is_some(), "cached before it ends");
+    }
+    assert_eq!(store.end_user_sessions(&carol).await.unwrap(), 2);
+    assert_eq!(store.get_session(&names[0], at(1)).await.unwrap(), None);
+    assert_eq!(store.get_session(&names[1], at(1)).await.unwrap(), None);
+    assert_eq!(store.get_session(&names[2], at(1)).await.unwrap().map(|s| s.user), Some(dave.clone()));
+    assert_eq!(store.end_user_sessions(&carol).await.unwrap(), 0, "nothing left to end");
+    // A user whose name is a prefix of another's keeps nothing of the other's.
+    assert_eq!(store.end_user_sessions(&dave[..dave.len() - 1]).await.unwrap(), 0);
+    store.delete_session(&names[2]).await.unwrap();
 }
 
 async fn factors(store: &SharedStore, keys: &Keys) {

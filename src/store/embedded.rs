@@ -286,6 +286,10 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
+    async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
+        self.end_sessions_of(user).await
+    }
+
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
         let user = user.to_string();
         self.read(move |db| {
@@ -553,6 +557,7 @@ impl Store for EmbeddedStore {
     }
 }
 
+mod end_sessions;
 #[cfg(test)]
 mod fault_tests;
 mod handle;

@@ -72,6 +72,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError>;
     async fn put_session(&self, key: &str, session: &Session, expires_at: UnixTime) -> Result<(), StoreError>;
     async fn delete_session(&self, key: &str) -> Result<(), StoreError>;
+    /// Deletes every session of `user` (an administrator's operation: it may scan all
+    /// sessions); returns how many. Every instance refuses them on their next request: local
+    /// session caches are invalidated like on `delete_session`.
+    async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
 
     // Factors, keyed by user name.
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError>;

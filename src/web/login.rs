@@ -37,18 +37,25 @@ fn signin_audit(ctx: &Ctx, user: &str, result: SignInResult, reason: &'static st
     super::audit_user(ctx, Kind::SignIn, user, result.as_str(), reason);
 }
 
+/// The counter of failed sign-ins of one user name (case-insensitive), which locks it out.
+pub fn signin_failures_key(user: &str) -> String {
+    format!("signin:user:{}", user.to_ascii_lowercase())
+}
+
 pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
-    let Some(users) = ctx.live.users.as_ref().filter(|_| ctx.live.config.identity_is_builtin()) else {
+    let Some(users) =
+        ctx.live.users.as_ref().filter(|_| ctx.live.config.identity_is_builtin()).and_then(|w| w.current())
+    else {
         return Err(WebError::BadForm("built-in sign-in is not configured"));
     };
     let user = form.get("username").trim();
     let return_to = return_to::sanitize(form.get("return"));
     let cfg = &ctx.live.config;
     let store = &*ctx.state.store;
-    let user_key = format!("signin:user:{}", user.to_ascii_lowercase());
+    let user_key = signin_failures_key(user);
     let ip_key = format!("signin:ip:{}", ctx.client_ip);
     let (by_user, by_ip) = (store.read_counter(&user_key, ctx.now).await?, store.read_counter(&ip_key, ctx.now).await?);
     if by_user >= cfg.signin.max_failures_per_user || by_ip >= cfg.signin.max_failures_per_ip {

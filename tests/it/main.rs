@@ -28,4 +28,5 @@ mod tls;
 mod totp;
 mod tunnels;
 mod upstream;
+mod users;
 mod webauthn;

@@ -2,7 +2,7 @@
 //! once, a sign-out through one lands on the other within 1 s, and a Redis outage fails closed
 //! (503 on protected routes, public routes still served) and heals without a restart.
 
-mod support;
+pub(crate) mod support;
 
 use http::StatusCode;
 use std::time::Duration;

@@ -9,6 +9,7 @@
 
 mod cache;
 mod conn;
+mod end_sessions;
 mod keys;
 mod scripts;
 
@@ -165,6 +166,10 @@ impl Store for RedisStore {
 
     async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
         self.write_cached(self.keys.session(key), |mut c, k| async move { c.del(k).await }).await
+    }
+
+    async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
+        self.end_sessions_of(user).await
     }
 
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
