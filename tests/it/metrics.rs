@@ -130,3 +130,27 @@ async fn two_gateways_in_one_process_count_apart_and_without_metrics_there_is_no
     let plain = Harness::start().await;
     assert_eq!(plain.running.as_ref().and_then(|r| r.metrics_addr), None);
 }
+
+#[tokio::test]
+async fn scored_requests_feed_the_risk_histogram_and_reason_counters() {
+    // Risk on with the behaviour signal: a burst of requests is scored and its reasons counted.
+    let extra = format!("{METRICS}[risk]\n[risk.behaviour]\nmax_requests = 3\nwindow = \"1m\"\n");
+    let h = Harness::with(Options { extra, ..Options::default() }).await;
+    let addr = h.running.as_ref().and_then(|r| r.metrics_addr).expect("the metrics listener");
+    let before = value(&scrape(addr).await.body, "stepgate_risk_score_count");
+    let mut c = signed_in(&h).await;
+    for _ in 0..6 {
+        c.get("/account").await;
+    }
+    // Public routes are not scored.
+    c.get("/public/x").await;
+    let t = scrape(addr).await.body;
+    assert_eq!(value(&t, "stepgate_risk_score_count") - before, 6.0, "six scored requests:\n{t}");
+    let reasons: f64 = t
+        .lines()
+        .filter(|l| l.starts_with("stepgate_risk_reasons_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(reasons >= 1.0, "the burst is a finding:\n{t}");
+    promtool_accepts(&t);
+}
