@@ -1,9 +1,10 @@
 //! The first phases of `evaluate`, in one order for every way in: method refused? client
 //! network denied? a gateway page? else the route's rule.
 
+use crate::clock::UnixTime;
 use crate::config::Config;
 use crate::policy::normalize::NormalizedPath;
-use crate::policy::routes::Rule;
+use crate::policy::routes::Classified;
 use http::Method;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -18,8 +19,9 @@ pub enum Routed<'a> {
     DeniedNetwork(IpNet),
     /// Under `/.stepgate/`: served by the gateway, never forwarded.
     GatewayPage,
-    /// The first rule that matches (or `[default]`).
-    Rule(&'a Rule),
+    /// The rule that decides (the first enforced, unexpired match, or `[default]`), with the
+    /// shadow rules and the expired rule met on the way.
+    Rule(Classified<'a>),
 }
 
 /// Whether the method is refused before anything else (its target may not even be a path).
@@ -27,7 +29,14 @@ pub fn method_refused(method: &Method) -> bool {
     method == Method::CONNECT
 }
 
-pub fn route<'a>(cfg: &'a Config, host: &str, path: &NormalizedPath, method: &Method, client_ip: IpAddr) -> Routed<'a> {
+pub fn route<'a>(
+    cfg: &'a Config,
+    host: &str,
+    path: &NormalizedPath,
+    method: &Method,
+    client_ip: IpAddr,
+    now: UnixTime,
+) -> Routed<'a> {
     if method_refused(method) {
         return Routed::MethodRefused;
     }
@@ -37,7 +46,7 @@ pub fn route<'a>(cfg: &'a Config, host: &str, path: &NormalizedPath, method: &Me
     if super::is_gateway_path(path.as_str()) {
         return Routed::GatewayPage;
     }
-    Routed::Rule(cfg.routes.classify(host, path, method))
+    Routed::Rule(cfg.routes.classify_at(host, path, method, now))
 }
 
 #[cfg(test)]
@@ -72,11 +81,14 @@ require = "none"
         let (bad, good): (IpAddr, IpAddr) = ("203.0.113.7".parse().unwrap(), "198.51.100.7".parse().unwrap());
         let page = normalize_path("/.stepgate/login").unwrap();
         let admin = normalize_path("/admin/x").unwrap();
-        assert!(matches!(route(&cfg, "app.example", &admin, &Method::CONNECT, good), Routed::MethodRefused));
+        let now = crate::clock::UnixTime(1_795_435_200);
+        assert!(matches!(route(&cfg, "app.example", &admin, &Method::CONNECT, good, now), Routed::MethodRefused));
         // A denied network is refused before the gateway's own pages, as on every route.
-        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, bad), Routed::DeniedNetwork(_)));
-        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, good), Routed::GatewayPage));
-        assert!(matches!(route(&cfg, "app.example", &admin, &Method::GET, good), Routed::Rule(r) if r.name == "admin"));
+        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, bad, now), Routed::DeniedNetwork(_)));
+        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, good, now), Routed::GatewayPage));
+        assert!(
+            matches!(route(&cfg, "app.example", &admin, &Method::GET, good, now), Routed::Rule(c) if c.rule.name == "admin")
+        );
     }
 
     #[tokio::test]
