@@ -189,3 +189,7 @@ fn requirement_loosens(a: &Requirement, b: &Requirement) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+#[path = "rollout_tests.rs"]
+mod tests;
