@@ -397,6 +397,9 @@ async fn demo(listen: String) -> Result<()> {
     out!("stepgate demo is running: http://localhost:{}/", running.addr.port())?;
     out!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD)?;
     out!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)")?;
+    if let Some(m) = running.metrics_addr {
+        out!("  metrics: http://{m}/metrics")?;
+    }
     out!("  config: {}   (deleted on exit; edits apply within 2 s)", config.display())?;
     out!("  press Ctrl-C to stop")?;
     server::shutdown_signal().await;

@@ -151,7 +151,11 @@ impl Metrics {
             "Client connections open on the gateway's listener (TLS included)",
             self.open_connections.clone(),
         );
-        r.register("stepgate_config_reloads", "Config reloads (SIGHUP) by result", self.config_reloads.clone());
+        r.register(
+            "stepgate_config_reloads",
+            "Config reloads (SIGHUP or the config file changing) by result",
+            self.config_reloads.clone(),
+        );
         r.register(
             "stepgate_config_last_reload_success_timestamp_seconds",
             "Unix time the config in force was loaded (start-up or the last good reload)",
