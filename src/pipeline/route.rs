@@ -113,3 +113,61 @@ require = "none"
         assert!(out.contains("a gateway page"), "{out}");
     }
 }
+
+#[cfg(test)]
+mod shadow_tests {
+    use crate::clock::UnixTime;
+    use crate::explain::{explain, Question};
+    use http::Method;
+
+    const T0: u64 = 1_795_435_200; // 2026-11-23T12:00:00Z
+
+    fn config(rules: &str) -> crate::config::Config {
+        let text = format!(
+            "[listen]\naddress = \"127.0.0.1:0\"\npublic_url = \"http://app.example\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n\
+             [sessions]\nsecret_key = \"{}\"\n{rules}\n[default]\nrequire = \"aal1\"\n",
+            "0".repeat(64)
+        );
+        crate::config::parse(&text, std::path::Path::new("/tmp"), &Default::default()).expect("the test config")
+    }
+
+    async fn ask(cfg: &crate::config::Config, url: &str, user: Option<&str>, at: u64) -> String {
+        let q = Question {
+            method: Method::GET,
+            url: url.to_string(),
+            user: user.map(str::to_string),
+            ip: "198.51.100.7".parse().unwrap(),
+            at: UnixTime(at),
+            device: crate::risk::device::DeviceStatus::Known,
+        };
+        explain(cfg, &q, &Default::default()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_shadow_rule_is_evaluated_and_the_request_is_decided_by_the_rules_after_it() {
+        let cfg = config(
+            "[[rule]]\nname = \"pay-aal2\"\npath = \"/pay\"\nrequire = \"aal2\"\nmode = \"shadow\"\n\
+             [[rule]]\nname = \"pay-deny\"\npath = \"/pay\"\naction = \"deny\"\nmode = \"shadow\"\n",
+        );
+        let out = ask(&cfg, "http://app.example/pay", Some("ann"), T0).await;
+        assert!(out.contains("shadow    rule pay-aal2 (require aal2) would decide: challenge"), "{out}");
+        assert!(out.contains("shadow    rule pay-deny (deny) would decide: deny rule_denies"), "{out}");
+        assert!(out.contains("rule      default") && out.contains("decision  forward"), "{out}");
+        let out = ask(&cfg, "http://app.example/pay", None, T0).await;
+        assert!(out.contains("pay-aal2 (require aal2) would decide: signin") && out.contains("sign in first"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_rule_is_skipped_from_its_expiry_on() {
+        let cfg = config(
+            "[[rule]]\nname = \"open\"\npath = \"/r\"\nrequire = \"none\"\nexpires = \"2026-11-23T13:00:00Z\"\n",
+        );
+        let before = ask(&cfg, "http://app.example/r", None, T0 + 3599).await;
+        assert!(before.contains("rule      open") && before.contains("decision  forward"), "{before}");
+        for at in [T0 + 3600, T0 + 86_400] {
+            let after = ask(&cfg, "http://app.example/r", None, at).await;
+            assert!(after.contains("expired   rule open") && after.contains("rule      default"), "{after}");
+            assert!(after.contains("sign in first"), "{after}");
+        }
+    }
+}
