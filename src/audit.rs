@@ -21,6 +21,10 @@ pub enum Kind {
     TunnelClosed,
     /// `stepgate user remove`, `reset-factors` or `unlock`: what an administrator did to a user.
     UserAdmin,
+    /// A shadow rule's would-be decision (the request was decided by the rules after it).
+    Shadow,
+    /// A config reload, applied or refused.
+    ConfigReload,
 }
 
 impl Kind {
@@ -36,6 +40,8 @@ impl Kind {
             Kind::Revoke => "revoke",
             Kind::TunnelClosed => "tunnel_closed",
             Kind::UserAdmin => "user_admin",
+            Kind::Shadow => "shadow",
+            Kind::ConfigReload => "config_reload",
         }
     }
 }
@@ -64,6 +70,8 @@ pub struct Record<'a> {
     pub risk: Option<(u8, &'a str)>,
     /// The request the record is about (decisions, closed tunnels).
     pub request: Option<Asked<'a>>,
+    /// On decisions: the expired rule that matched first and was skipped (a config name).
+    pub expired_rule: Option<&'a str>,
 }
 
 static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
@@ -72,6 +80,46 @@ static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
 /// Until a sink is installed, and if the operator turned audit off, records go nowhere.
 pub fn install(write: crate::log_line::Write) {
     SINK.install(write);
+}
+
+/// What a config reload did, for its audit record.
+pub struct Reload<'a> {
+    /// The config file's SHA-256 (hex); None when it could not be read.
+    pub sha256: Option<&'a str>,
+    /// "applied" or "refused".
+    pub result: &'static str,
+    pub added: &'a [&'a str],
+    pub removed: &'a [&'a str],
+    /// Same name, different content.
+    pub changed: &'a [&'a str],
+}
+
+/// The audit record of a reload (rule names come from the config, so the line stays bounded).
+pub fn emit_reload(r: &Reload<'_>) {
+    if SINK.is_installed() {
+        SINK.send(&reload_line(r, std::time::SystemTime::now()));
+    }
+}
+
+fn reload_line(r: &Reload<'_>, at: std::time::SystemTime) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        kind: Kind,
+        decision: &'a str,
+        config_sha256: Option<&'a str>,
+        rules_added: &'a [&'a str],
+        rules_removed: &'a [&'a str],
+        rules_changed: &'a [&'a str],
+    }
+    let fields = Fields {
+        kind: Kind::ConfigReload,
+        decision: r.result,
+        config_sha256: r.sha256,
+        rules_added: r.added,
+        rules_removed: r.removed,
+        rules_changed: r.changed,
+    };
+    crate::log_line::render("audit", &fields, at, 512)
 }
 
 /// One audit line: this runs on every protected request.
@@ -101,6 +149,8 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         host: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expired_rule: Option<&'a str>,
     }
     let fields = Fields {
         kind: r.kind,
@@ -115,6 +165,7 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         method: r.request.map(|a| a.method),
         host: r.request.map(|a| a.host),
         path: r.request.map(|a| a.path),
+        expired_rule: r.expired_rule,
     };
     crate::log_line::render("audit", &fields, at, 320)
 }
@@ -135,6 +186,7 @@ mod tests {
             reason: "proof too weak or too old",
             risk: Some((40, "new_device,new_country")),
             request: Some(Asked { method: "POST", host: "app.example", path: "/transfer" }),
+            expired_rule: None,
         };
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_556_800_123_456);
         let bytes = line(&r, at);

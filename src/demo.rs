@@ -32,6 +32,10 @@ users_file = "{users}"
 [sessions]
 secret_key = "{key}"
 
+# GET /metrics on a free port (printed at start).
+[metrics]
+address = "127.0.0.1:0"
+
 [[rule]]
 name = "home"
 path = "/"

@@ -77,6 +77,20 @@ pub async fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
         }
         (_, Some(rule)) => rule,
     };
+    if let Some(expired) = eval.expired {
+        let when = expired.rollout.expiry.as_ref().map_or("", |e| e.text.as_str());
+        let _ = writeln!(out, "expired   rule {} (expired {when}) matched first and was skipped", expired.name);
+    }
+    for s in &eval.shadows {
+        let cause = s.outcome.cause().map_or("", |c| c.code());
+        let _ = writeln!(
+            out,
+            "shadow    rule {} ({}) would decide: {} {cause} (not acted on)",
+            s.rule.name,
+            s.rule.action,
+            s.outcome.label()
+        );
+    }
     let _ = writeln!(out, "rule      {} ({})", rule.name, rule.action);
     if let Some(w) = &rule.risk.window {
         let _ = writeln!(out, "hours     {}", w.text);

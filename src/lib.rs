@@ -17,6 +17,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod respond;
 pub mod risk;
 pub mod secretbox;

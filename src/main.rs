@@ -302,6 +302,9 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
         Ok(cfg) => {
             out!("{}: ok", path.display())?;
             out!("{}", cfg.routes.describe())?;
+            for line in cfg.routes.expiry_warnings(stepgate::clock::Clock::now(&SystemClock)) {
+                out!("{line}")?;
+            }
             out!("{}", cfg.risk.describe())?;
             match &cfg.tls {
                 Some(t) => out!("tls: on ({}, {})", t.cert.display(), t.key.display())?,
@@ -395,6 +398,15 @@ fn run(path: PathBuf, overrides: Overrides) -> Result<()> {
     let metrics_address = metrics_server.as_ref().map(|m| m.addr.to_string()).unwrap_or_else(|| "off".into());
     tracing::info!(%address, workers = cfg.workers, tls = cfg.tls.is_some(), metrics = %metrics_address, "stepgate listening");
     main_rt.block_on(async {
+        // The config file is watched beside SIGHUP; the first thread's state keeps the expiry
+        // gauge and the daily warning (the metrics are shared by all threads).
+        let _watch = stepgate::reload::watch_file(
+            states.clone(),
+            path.clone(),
+            overrides.clone(),
+            stepgate::reload::WATCH_EVERY,
+        );
+        let _expiry = states.first().map(|s| stepgate::reload::watch_expiry(s.clone()));
         #[cfg(unix)]
         {
             let (path, overrides, states) = (path.clone(), overrides.clone(), states.clone());
@@ -433,10 +445,19 @@ async fn demo(listen: String) -> Result<()> {
     let store = server::open_store(&cfg, &clock).map_err(|e| anyhow!(e))?;
     let running = server::start_on(listener, cfg, store, clock).await.map_err(|e| anyhow!(e))?;
     let admin = server::start_admin(vec![running.state.clone()]).map_err(|e| anyhow!(e))?;
+    let _watch = stepgate::reload::watch_file(
+        vec![running.state.clone()],
+        config.clone(),
+        Overrides::default(),
+        stepgate::reload::WATCH_EVERY,
+    );
     out!("stepgate demo is running: http://localhost:{}/", running.addr.port())?;
     out!("  sign in as  user: {}  password: {}", stepgate::demo::DEMO_USER, stepgate::demo::DEMO_PASSWORD)?;
     out!("  try /account (sign-in), /transfer (TOTP or passkey step-up), /admin (passkey only)")?;
-    out!("  config: {}   (deleted on exit)", config.display())?;
+    if let Some(m) = running.metrics_addr {
+        out!("  metrics: http://{m}/metrics")?;
+    }
+    out!("  config: {}   (deleted on exit; edits apply within 2 s)", config.display())?;
     out!("  manage users while it runs: stepgate --config {} user list", config.display())?;
     out!("  press Ctrl-C to stop")?;
     server::shutdown_signal().await;

@@ -1,11 +1,11 @@
 //! Listeners, connection serving (HTTP/1.1 and h2c, with upgrades), graceful shutdown, reload.
 
 use crate::clock::SharedClock;
-use crate::config::{self, Config, Overrides};
-use crate::metrics::labels::ReloadResult;
+use crate::config::Config;
 use crate::metrics::listener::MetricsServer;
 use crate::metrics::{Metrics, SharedMetrics};
 use crate::pipeline::{Conn, TlsFacts};
+pub use crate::reload::{reload, reload_all, restart_needed};
 use crate::state::{AppState, Live, SharedState};
 use crate::store::config::StoreConfig;
 use crate::store::embedded::EmbeddedStore;
@@ -16,7 +16,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -54,12 +53,17 @@ pub struct Running {
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
     metrics_server: Option<MetricsServer>,
+    /// The expiry watch (`reload::watch_expiry`), when this gateway started one.
+    expiry_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting (the metrics listener too), lets in-flight requests finish, and waits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        if let Some(w) = &self.expiry_watch {
+            w.abort();
+        }
         let _ = self.done.await;
         if let Some(m) = self.metrics_server {
             m.shutdown().await;
@@ -114,6 +118,7 @@ pub async fn start_on(
     let mut running = start_worker(listener, config, store, clock, metrics).await?;
     running.metrics_addr = metrics_server.as_ref().map(|m| m.addr);
     running.metrics_server = metrics_server;
+    running.expiry_watch = Some(crate::reload::watch_expiry(running.state.clone()));
     Ok(running)
 }
 
@@ -137,10 +142,11 @@ pub async fn start_worker(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let live = Live::new(config)?;
     metrics.config_loaded(clock.now());
+    metrics.rule_expiries(&live.config.routes, clock.now());
     let state = Arc::new(AppState::new(live, store, clock, metrics));
     let (stop, stop_rx) = watch::channel(false);
     let done = tokio::spawn(serve(listener, state.clone(), stop_rx));
-    Ok(Running { addr, metrics_addr: None, state, stop, done, metrics_server: None })
+    Ok(Running { addr, metrics_addr: None, state, stop, done, metrics_server: None, expiry_watch: None })
 }
 
 async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Receiver<bool>) {
@@ -235,8 +241,8 @@ pub fn start_admin(states: Vec<SharedState>) -> Result<crate::admin::socket::Adm
         async move {
             let live = first.live();
             let users_file = match &live.config.identity {
-                config::Identity::Builtin { users_file } => Some(users_file.as_path()),
-                config::Identity::Header { .. } => None,
+                crate::config::Identity::Builtin { users_file } => Some(users_file.as_path()),
+                crate::config::Identity::Header { .. } => None,
             };
             let refresh = || {
                 for s in states.iter() {
@@ -257,88 +263,6 @@ pub fn start_admin(states: Vec<SharedState>) -> Result<crate::admin::socket::Adm
     let socket = crate::admin::socket::listen(&path, handle).map_err(|e| e.to_string())?;
     tracing::info!(socket = %path.display(), "admin socket listening (mode 0600)");
     Ok(socket)
-}
-
-/// Re-reads the config file (and users file) on SIGHUP. A bad file is logged with its key and
-/// reason, and the gateway keeps running on the last good config.
-pub fn reload(state: &AppState, path: &Path, overrides: &Overrides) {
-    reload_all(&[state], path, overrides)
-}
-
-/// `reload` for every serving thread at once: all of them take the new config, or none does.
-pub fn reload_all(states: &[impl std::ops::Deref<Target = AppState>], path: &Path, overrides: &Overrides) {
-    let built = config::load(path, overrides).map_err(|e| e.to_string()).and_then(|cfg| {
-        if let Some(old) = states.first().map(|s| s.live()) {
-            let keys = restart_needed(&old.config, &cfg);
-            if !keys.is_empty() {
-                tracing::warn!(
-                    keys = %keys.join(", "),
-                    "config changed keys that need a restart: they keep their old values until then; the rest applies now"
-                );
-            }
-        }
-        states.iter().map(|_| Live::new(cfg.clone())).collect::<Result<Vec<Live>, String>>()
-    });
-    let record = |result| {
-        if let Some(s) = states.first() {
-            s.metrics.config_reload(result, s.clock.now());
-        }
-    };
-    match built {
-        Ok(lives) => {
-            for (state, live) in states.iter().zip(lives) {
-                state.replace(live);
-            }
-            record(ReloadResult::Success);
-            tracing::info!(config = %path.display(), "config reloaded");
-        }
-        Err(e) => {
-            record(ReloadResult::Error);
-            tracing::error!(config = %path.display(), error = %e, "config reload refused; keeping the last good config")
-        }
-    }
-}
-
-/// The keys that differ between `old` and `new` but are only read at start-up (the listeners
-/// and serving threads, hyper's header timer, the store, which is opened once): a reload cannot
-/// apply them. Everything else (rules, risk, identity, sessions, upstream, TLS files, WebAuthn)
-/// is read afresh per request and applies at once.
-pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    use crate::store::config::RedisTarget;
-    let mut keys = Vec::new();
-    let mut changed = |key: &'static str, differs: bool| {
-        if differs {
-            keys.push(key);
-        }
-    };
-    changed("listen.address", old.listen != new.listen);
-    changed("listen.workers", old.workers != new.workers);
-    changed("listen.header_timeout", old.header_timeout != new.header_timeout);
-    changed("metrics.address", old.metrics != new.metrics);
-    // Compared field by field, never printed: a Redis URL may carry a password.
-    match (&old.store, &new.store) {
-        (StoreConfig::Embedded { path: a }, StoreConfig::Embedded { path: b }) => changed("store.path", a != b),
-        (StoreConfig::Redis(a), StoreConfig::Redis(b)) => {
-            match (&a.target, &b.target) {
-                (
-                    RedisTarget::Sentinel { sentinels: sa, master: ma, master_url: ua, tls: ta },
-                    RedisTarget::Sentinel { sentinels: sb, master: mb, master_url: ub, tls: tb },
-                ) => {
-                    changed("store.url", (sa, ua, ta) != (sb, ub, tb));
-                    changed("store.sentinel_master", ma != mb);
-                }
-                (ta, tb) => changed("store.url", ta != tb),
-            }
-            changed("store.prefix", a.prefix != b.prefix);
-            changed("store.timeout", a.timeout != b.timeout);
-        }
-        _ => changed("store.kind", true),
-    }
-    // The default socket sits next to the store: named only when it changed on its own.
-    if !keys.iter().any(|k| k.starts_with("store.")) && old.admin_socket != new.admin_socket {
-        keys.push("admin.socket");
-    }
-    keys
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -363,58 +287,5 @@ pub async fn shutdown_signal() {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::restart_needed;
-    use crate::config::{parse, Config, Overrides};
-
-    fn config(listen: &str, store: &str, rule: &str) -> Config {
-        let address = if listen.contains("address") { "" } else { "address = \"127.0.0.1:8080\"" };
-        let text = format!(
-            "[listen]\n{address}\npublic_url = \"https://app.example\"\n{listen}\n\
-             [upstream]\nurl = \"http://127.0.0.1:3000\"\n[sessions]\nsecret_key = \"{}\"\n{store}\n\
-             [default]\nrequire = \"{rule}\"\n",
-            "ab".repeat(32)
-        );
-        parse(&text, std::path::Path::new("/srv"), &Overrides::default()).unwrap()
-    }
-
-    #[test]
-    fn names_each_changed_key_that_only_start_up_reads() {
-        let redis = |url: &str, extra: &str| format!("[store]\nkind = \"redis\"\nurl = \"{url}\"\n{extra}");
-        let base = config("workers = 2", "", "aal1");
-        let cases: [(Config, &[&str]); 10] = [
-            // Rules, and everything else read per request, apply at once.
-            (config("workers = 2", "", "aal2"), &[]),
-            (config("workers = 2\naddress = \"127.0.0.1:9090\"", "", "aal1"), &["listen.address"]),
-            (config("workers = 3", "", "aal2"), &["listen.workers"]),
-            (config("workers = 2\nheader_timeout = \"10s\"", "", "aal1"), &["listen.header_timeout"]),
-            (config("workers = 2", "[store]\npath = \"other.db\"", "aal1"), &["store.path"]),
-            (config("workers = 2", &redis("redis://127.0.0.1:6379/0", ""), "aal1"), &["store.kind"]),
-            (config("workers = 4\nheader_timeout = \"5s\"", "", "aal1"), &["listen.workers", "listen.header_timeout"]),
-            (config("workers = 2", "", "none"), &[]),
-            (config("workers = 2", "[metrics]\naddress = \"127.0.0.1:9108\"", "aal1"), &["metrics.address"]),
-            (base.clone(), &[]),
-        ];
-        for (new, want) in cases {
-            assert_eq!(restart_needed(&base, &new), want);
-        }
-        let moved = config("workers = 2", "[admin]\nsocket = \"/run/stepgate.sock\"", "aal1");
-        assert_eq!(restart_needed(&base, &moved), ["admin.socket"]);
-        // A changed Redis URL is seen even though its Debug form hides it (a password).
-        let r = |url: &str, extra: &str| config("workers = 2", &redis(url, extra), "aal1");
-        let one = r("redis://:pw@a:6379/0", "");
-        assert_eq!(restart_needed(&one, &r("redis://:pw@b:6379/0", "")), ["store.url"]);
-        assert_eq!(restart_needed(&one, &r("redis://:other@a:6379/0", "")), ["store.url"]);
-        assert_eq!(
-            restart_needed(&one, &r("redis://:pw@a:6379/0", "prefix = \"x\"\ntimeout = \"2s\"")),
-            ["store.prefix", "store.timeout"]
-        );
-        let sentinel = |m: &str| r("redis+sentinel://s1:26379,s2:26379/0", &format!("sentinel_master = \"{m}\""));
-        assert_eq!(restart_needed(&sentinel("a"), &sentinel("b")), ["store.sentinel_master"]);
-        assert!(restart_needed(&sentinel("a"), &sentinel("a")).is_empty());
     }
 }

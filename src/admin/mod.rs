@@ -153,5 +153,6 @@ fn record(user: &str, reason: &'static str) {
         reason,
         risk: None,
         request: None,
+        expired_rule: None,
     });
 }

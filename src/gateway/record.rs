@@ -14,9 +14,11 @@ use crate::state::Live;
 use http::{HeaderValue, Response};
 use std::time::Instant;
 
-/// The audit record of a decision.
+/// The audit record of a decision, and one per shadow rule's would-be decision. A public
+/// route's forward is audited only when an expired rule was skipped on the way to it.
 pub fn audit_decision(ctx: &Ctx, eval: &Evaluation<'_>) {
-    if eval.public && matches!(eval.outcome, Outcome::Forward { .. }) {
+    audit_shadows(ctx, eval);
+    if eval.public && matches!(eval.outcome, Outcome::Forward { .. }) && eval.expired.is_none() {
         return;
     }
     if matches!(eval.outcome, Outcome::GatewayPage | Outcome::MethodRefused) {
@@ -38,7 +40,26 @@ pub fn audit_decision(ctx: &Ctx, eval: &Evaluation<'_>) {
         reason,
         risk: eval.rule.map(|_| (eval.scored.assessment.score, reasons.as_str())),
         request: Some(Asked { method: ctx.method.as_str(), host: &ctx.host, path: ctx.path.as_str() }),
+        expired_rule: eval.expired.map(|r| r.name.as_str()),
     });
+}
+
+/// What each shadow rule would have decided: kind `shadow`, the shadow rule, its decision and cause.
+fn audit_shadows(ctx: &Ctx, eval: &Evaluation<'_>) {
+    for shadow in &eval.shadows {
+        audit::emit(&audit::Record {
+            kind: Kind::Shadow,
+            request_id: &ctx.request_id,
+            user: eval.user(),
+            client_ip: ctx.client_ip,
+            rule: Some(shadow.rule.name.as_str()),
+            decision: shadow.outcome.label(),
+            reason: shadow.outcome.cause().map_or("", |c| c.code()),
+            risk: None,
+            request: Some(Asked { method: ctx.method.as_str(), host: &ctx.host, path: ctx.path.as_str() }),
+            expired_rule: None,
+        });
+    }
 }
 
 /// The decision's name in metrics and the access log.
@@ -71,6 +92,9 @@ pub fn finish(
     let decision = decision_label(&eval.outcome);
     let metrics = &ctx.state.metrics;
     metrics.request(mode, decision, eval.rule_name(), elapsed);
+    for shadow in &eval.shadows {
+        metrics.shadow_decision(&shadow.rule.name, decision_label(&shadow.outcome));
+    }
     let scored = eval.rule.is_some_and(|r| ctx.live.config.risk.enabled || r.risk.window.is_some());
     if scored && !eval.public && eval.outcome != Outcome::Unavailable {
         metrics.risk(&eval.scored.assessment);

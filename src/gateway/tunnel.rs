@@ -70,6 +70,7 @@ pub fn watch(opened: Opened) -> CloseWhen {
             reason: why.as_str(),
             risk: None,
             request: Some(audit::Asked { method: o.method.as_str(), host: &o.host, path: o.path.as_str() }),
+            expired_rule: None,
         });
     })
 }

@@ -186,3 +186,14 @@ pub struct UpstreamErrorLabels {
 pub struct ReloadLabels {
     pub result: ReloadResult,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub rule: String,
+    pub decision: DecisionLabel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
+}

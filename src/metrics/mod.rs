@@ -42,6 +42,8 @@ pub struct Metrics {
     open_connections: Gauge,
     config_reloads: Family<ReloadLabels, Counter>,
     config_loaded_at: Gauge,
+    shadow_decisions: Family<ShadowLabels, Counter>,
+    rule_expiry: Family<RuleLabels, Gauge>,
 }
 
 pub type SharedMetrics = Arc<Metrics>;
@@ -99,6 +101,8 @@ impl Metrics {
             open_connections: Gauge::default(),
             config_reloads: Family::default(),
             config_loaded_at: Gauge::default(),
+            shadow_decisions: Family::default(),
+            rule_expiry: Family::default(),
         };
         m.register();
         m.zero_known_series();
@@ -147,11 +151,25 @@ impl Metrics {
             "Client connections open on the gateway's listener (TLS included)",
             self.open_connections.clone(),
         );
-        r.register("stepgate_config_reloads", "Config reloads (SIGHUP) by result", self.config_reloads.clone());
+        r.register(
+            "stepgate_config_reloads",
+            "Config reloads (SIGHUP or the config file changing) by result",
+            self.config_reloads.clone(),
+        );
         r.register(
             "stepgate_config_last_reload_success_timestamp_seconds",
             "Unix time the config in force was loaded (start-up or the last good reload)",
             self.config_loaded_at.clone(),
+        );
+        r.register(
+            "stepgate_shadow_decisions",
+            "What shadow rules would have decided (the request was decided by the rules after them), by rule and decision",
+            self.shadow_decisions.clone(),
+        );
+        r.register(
+            "stepgate_rule_expiry_seconds",
+            "Seconds until each expiring rule expires (negative once expired and skipped)",
+            self.rule_expiry.clone(),
         );
     }
 
@@ -238,6 +256,22 @@ impl Metrics {
         self.config_reloads.get_or_create(&ReloadLabels { result }).inc();
         if result == ReloadResult::Success {
             self.config_loaded(at);
+        }
+    }
+
+    /// A shadow rule's would-be decision.
+    pub fn shadow_decision(&self, rule: &str, decision: DecisionLabel) {
+        self.shadow_decisions.get_or_create(&ShadowLabels { rule: rule.to_string(), decision }).inc();
+    }
+
+    /// Sets each expiring rule's seconds to expiry as of `now`; rules gone from the config
+    /// (or no longer expiring) lose their series.
+    pub fn rule_expiries(&self, routes: &crate::policy::routes::RouteTable, now: UnixTime) {
+        self.rule_expiry.clear();
+        for r in &routes.rules {
+            if let Some(e) = &r.rollout.expiry {
+                self.rule_expiry.get_or_create(&RuleLabels { rule: r.name.clone() }).set(e.seconds_left(now));
+            }
         }
     }
 

@@ -111,6 +111,18 @@ pub struct Evaluation<'c> {
     pub outcome: Outcome,
     /// Why the store failed, when `outcome` is `Unavailable`.
     pub store_error: Option<StoreError>,
+    /// What each shadow rule matched before `rule` would have decided (empty: none matched;
+    /// never filled on a recheck).
+    pub shadows: Vec<Shadowed<'c>>,
+    /// The first expired rule that matched before `rule` and was skipped.
+    pub expired: Option<&'c Rule>,
+}
+
+/// A shadow rule's would-be decision: recorded, never acted on.
+#[derive(Debug)]
+pub struct Shadowed<'c> {
+    pub rule: &'c Rule,
+    pub outcome: Outcome,
 }
 
 impl<'c> Evaluation<'c> {
@@ -123,6 +135,8 @@ impl<'c> Evaluation<'c> {
             need: None,
             outcome,
             store_error: None,
+            shadows: Vec::new(),
+            expired: None,
         }
     }
 
@@ -145,19 +159,24 @@ pub fn is_public(rule: &Rule) -> bool {
     matches!(&rule.action, Action::Require(r) if r.level == Level::None)
 }
 
-/// Evaluates the request in `ctx`: route, identify, score, decide.
+/// Evaluates the request in `ctx`: route, identify, score, decide; then what each shadow rule
+/// matched on the way would have decided (same identity, its own risk settings, nothing counted).
 pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     let cfg = &ctx.live.config;
-    let rule = match route::route(cfg, &ctx.host, &ctx.path, &ctx.method, ctx.client_ip) {
+    let classified = match route::route(cfg, &ctx.host, &ctx.path, &ctx.method, ctx.client_ip, ctx.now) {
         Routed::MethodRefused => return Evaluation::before_rule(Outcome::MethodRefused),
         Routed::DeniedNetwork(_) => return Evaluation::before_rule(Outcome::Deny { cause: Cause::DeniedNetwork }),
         Routed::GatewayPage => return Evaluation::before_rule(Outcome::GatewayPage),
-        Routed::Rule(rule) => rule,
+        Routed::Rule(c) => c,
     };
+    let rule = classified.rule;
+    // A recheck asks whether the open tunnel may stay: shadow rules have had their say.
+    let shadow_rules = if matches!(pass, Pass::Recheck(_)) { Vec::new() } else { classified.shadows };
     let public = is_public(rule);
+    let anyone_needed = !public || shadow_rules.iter().any(|r| !is_public(r));
     let touch = if matches!(pass, Pass::Recheck(_)) { Touch::No } else { Touch::Yes };
     // A public route with no session cookie needs no store read at all.
-    let who = if public && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
+    let who = if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
         None
     } else {
         match identify(ctx, touch).await {
@@ -186,5 +205,32 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
         Some(Action::Require(r)) => Some(r),
         _ => None,
     };
-    Evaluation { rule: Some(rule), public, who, scored, need, outcome, store_error: None }
+    let mut shadows = Vec::with_capacity(shadow_rules.len());
+    for shadow in shadow_rules {
+        let outcome = would_decide(ctx, shadow, who.as_ref(), proofs).await;
+        shadows.push(Shadowed { rule: shadow, outcome });
+    }
+    Evaluation {
+        rule: Some(rule),
+        public,
+        who,
+        scored,
+        need,
+        outcome,
+        store_error: None,
+        shadows,
+        expired: classified.expired,
+    }
+}
+
+/// What `rule` would decide for this request, scored with its own risk settings without
+/// counting the request again.
+async fn would_decide(ctx: &Ctx, rule: &Rule, who: Option<&Who>, proofs: Option<&[Proof]>) -> Outcome {
+    if is_public(rule) {
+        return Outcome::Forward { proof: None };
+    }
+    match risk::score(ctx, rule, who, Count::LookOnly).await {
+        Ok(scored) => decide_with_risk(&rule.action, proofs, ctx.now, &scored.verdict).into(),
+        Err(_) => Outcome::Unavailable,
+    }
 }

@@ -1,9 +1,10 @@
 //! The first phases of `evaluate`, in one order for every way in: method refused? client
 //! network denied? a gateway page? else the route's rule.
 
+use crate::clock::UnixTime;
 use crate::config::Config;
 use crate::policy::normalize::NormalizedPath;
-use crate::policy::routes::Rule;
+use crate::policy::routes::Classified;
 use http::Method;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -18,8 +19,9 @@ pub enum Routed<'a> {
     DeniedNetwork(IpNet),
     /// Under `/.stepgate/`: served by the gateway, never forwarded.
     GatewayPage,
-    /// The first rule that matches (or `[default]`).
-    Rule(&'a Rule),
+    /// The rule that decides (the first enforced, unexpired match, or `[default]`), with the
+    /// shadow rules and the expired rule met on the way.
+    Rule(Classified<'a>),
 }
 
 /// Whether the method is refused before anything else (its target may not even be a path).
@@ -27,7 +29,14 @@ pub fn method_refused(method: &Method) -> bool {
     method == Method::CONNECT
 }
 
-pub fn route<'a>(cfg: &'a Config, host: &str, path: &NormalizedPath, method: &Method, client_ip: IpAddr) -> Routed<'a> {
+pub fn route<'a>(
+    cfg: &'a Config,
+    host: &str,
+    path: &NormalizedPath,
+    method: &Method,
+    client_ip: IpAddr,
+    now: UnixTime,
+) -> Routed<'a> {
     if method_refused(method) {
         return Routed::MethodRefused;
     }
@@ -37,7 +46,7 @@ pub fn route<'a>(cfg: &'a Config, host: &str, path: &NormalizedPath, method: &Me
     if super::is_gateway_path(path.as_str()) {
         return Routed::GatewayPage;
     }
-    Routed::Rule(cfg.routes.classify(host, path, method))
+    Routed::Rule(cfg.routes.classify_at(host, path, method, now))
 }
 
 #[cfg(test)]
@@ -72,11 +81,14 @@ require = "none"
         let (bad, good): (IpAddr, IpAddr) = ("203.0.113.7".parse().unwrap(), "198.51.100.7".parse().unwrap());
         let page = normalize_path("/.stepgate/login").unwrap();
         let admin = normalize_path("/admin/x").unwrap();
-        assert!(matches!(route(&cfg, "app.example", &admin, &Method::CONNECT, good), Routed::MethodRefused));
+        let now = crate::clock::UnixTime(1_795_435_200);
+        assert!(matches!(route(&cfg, "app.example", &admin, &Method::CONNECT, good, now), Routed::MethodRefused));
         // A denied network is refused before the gateway's own pages, as on every route.
-        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, bad), Routed::DeniedNetwork(_)));
-        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, good), Routed::GatewayPage));
-        assert!(matches!(route(&cfg, "app.example", &admin, &Method::GET, good), Routed::Rule(r) if r.name == "admin"));
+        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, bad, now), Routed::DeniedNetwork(_)));
+        assert!(matches!(route(&cfg, "app.example", &page, &Method::GET, good, now), Routed::GatewayPage));
+        assert!(
+            matches!(route(&cfg, "app.example", &admin, &Method::GET, good, now), Routed::Rule(c) if c.rule.name == "admin")
+        );
     }
 
     #[tokio::test]
@@ -100,5 +112,64 @@ require = "none"
             .await
             .unwrap();
         assert!(out.contains("a gateway page"), "{out}");
+    }
+}
+
+#[cfg(test)]
+mod shadow_tests {
+    use crate::clock::UnixTime;
+    use crate::explain::{explain, Question};
+    use http::Method;
+
+    const T0: u64 = 1_795_435_200; // 2026-11-23T12:00:00Z
+
+    fn config(rules: &str) -> crate::config::Config {
+        let text = format!(
+            "[listen]\naddress = \"127.0.0.1:0\"\npublic_url = \"http://app.example\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n\
+             [sessions]\nsecret_key = \"{}\"\n{rules}\n[default]\nrequire = \"aal1\"\n",
+            "0".repeat(64)
+        );
+        crate::config::parse(&text, std::path::Path::new("/tmp"), &Default::default()).expect("the test config")
+    }
+
+    async fn ask(cfg: &crate::config::Config, url: &str, user: Option<&str>, at: u64) -> String {
+        let q = Question {
+            method: Method::GET,
+            url: url.to_string(),
+            user: user.map(str::to_string),
+            ip: "198.51.100.7".parse().unwrap(),
+            at: UnixTime(at),
+            device: crate::risk::device::DeviceStatus::Known,
+            proofs: Vec::new(),
+        };
+        explain(cfg, &q, &Default::default()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_shadow_rule_is_evaluated_and_the_request_is_decided_by_the_rules_after_it() {
+        let cfg = config(
+            "[[rule]]\nname = \"pay-aal2\"\npath = \"/pay\"\nrequire = \"aal2\"\nmode = \"shadow\"\n\
+             [[rule]]\nname = \"pay-deny\"\npath = \"/pay\"\naction = \"deny\"\nmode = \"shadow\"\n",
+        );
+        let out = ask(&cfg, "http://app.example/pay", Some("ann"), T0).await;
+        assert!(out.contains("shadow    rule pay-aal2 (require aal2) would decide: challenge"), "{out}");
+        assert!(out.contains("shadow    rule pay-deny (deny) would decide: deny rule_denies"), "{out}");
+        assert!(out.contains("rule      default") && out.contains("decision  forward"), "{out}");
+        let out = ask(&cfg, "http://app.example/pay", None, T0).await;
+        assert!(out.contains("pay-aal2 (require aal2) would decide: signin") && out.contains("sign in first"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_rule_is_skipped_from_its_expiry_on() {
+        let cfg = config(
+            "[[rule]]\nname = \"open\"\npath = \"/r\"\nrequire = \"none\"\nexpires = \"2026-11-23T13:00:00Z\"\n",
+        );
+        let before = ask(&cfg, "http://app.example/r", None, T0 + 3599).await;
+        assert!(before.contains("rule      open") && before.contains("decision  forward"), "{before}");
+        for at in [T0 + 3600, T0 + 86_400] {
+            let after = ask(&cfg, "http://app.example/r", None, at).await;
+            assert!(after.contains("expired   rule open") && after.contains("rule      default"), "{after}");
+            assert!(after.contains("sign in first"), "{after}");
+        }
     }
 }

@@ -3,7 +3,10 @@
 pub mod cause;
 mod confusable;
 pub mod decide;
+mod describe;
+pub use describe::EXPIRY_WARNING;
 pub mod level;
 pub mod normalize;
 pub mod raw;
+pub mod rollout;
 pub mod routes;

@@ -41,6 +41,22 @@ pub struct RawRule {
     /// Overrides risk.deny_at for this rule.
     #[serde(default)]
     pub deny_at: Option<i64>,
+    /// "enforce" (default) or "shadow": evaluated and recorded, but never acts.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// When the rule stops applying: a date (through the end of that day, UTC) or RFC 3339.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// Exit criteria, free text shown by check-config: who owns the rule, its ticket, why.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// "fall_through": accept that the rule's expiry loosens protection.
+    #[serde(default)]
+    pub on_expiry: Option<String>,
 }
 
 /// `[default]`: what applies where no rule matches.

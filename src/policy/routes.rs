@@ -11,10 +11,12 @@
 //! methods upper case) and a rule listing `GET` also covers `HEAD`; and a reserved character in
 //! a pattern (such as `!` or `@`) also matches its percent-encoded form in the path.
 
+use crate::clock::UnixTime;
 use crate::parse::{parse_duration, ConfigError};
 use crate::policy::level::{AuthMethod, Level};
 use crate::policy::normalize::NormalizedPath;
 use crate::policy::raw::{RawDefaultRule, RawRule};
+use crate::policy::rollout::{self, Rollout};
 use crate::risk::config::rule_threshold;
 use crate::risk::time::parse_window;
 use crate::risk::RuleRisk;
@@ -82,6 +84,10 @@ pub struct Rule {
     methods: Option<Vec<String>>,
     /// The rule's own risk settings (time window, thresholds).
     pub risk: RuleRisk,
+    /// Enforced or shadow, and when it expires.
+    pub rollout: Rollout,
+    /// SHA-256 of the rule as written: a reload compares rules by name and this.
+    pub digest: [u8; 32],
 }
 
 fn parse_rule_risk(prefix: &str, raw: &RawRule) -> Result<RuleRisk, ConfigError> {
@@ -214,6 +220,22 @@ impl PathPattern {
             }
         }
         self.prefix || segs.next().is_none()
+    }
+
+    /// Whether some path matches both patterns (conservative: true when unsure).
+    fn overlaps(&self, other: &PathPattern) -> bool {
+        let (n, m) = (self.segs.len(), other.segs.len());
+        let lengths = match (self.prefix, other.prefix) {
+            (true, true) => true,
+            (true, false) => m >= n,
+            (false, true) => n >= m,
+            (false, false) => n == m,
+        };
+        lengths
+            && self.segs.iter().zip(&other.segs).all(|(a, b)| match (a, b) {
+                (Seg::Literal(x), Seg::Literal(y)) => x.eq_ignore_ascii_case(y),
+                _ => true,
+            })
     }
 
     /// Whether every path `later` matches is matched by `self` too (conservative: false when unsure).
@@ -550,12 +572,17 @@ impl RouteTable {
                 raw.allow.as_deref(),
             )?;
             let risk = parse_rule_risk(&prefix, raw)?;
-            let rule = Rule { name: name.to_string(), action, host, path: Some(path), methods, risk };
-            if let Some(earlier) = built.iter().find(|e| covers(e, &rule, case_sensitive)) {
+            let rollout = rollout::parse(&prefix, raw)?;
+            let digest = digest(raw);
+            let rule = Rule { name: name.to_string(), action, host, path: Some(path), methods, risk, rollout, digest };
+            // Only a rule that applies for good hides later ones: a shadow rule never decides,
+            // and an expiring one hands its requests on once it expires.
+            if let Some(earlier) = built.iter().find(|e| e.rollout.permanent() && covers(e, &rule, case_sensitive)) {
+                let what = if rule.rollout.is_shadow() { "shadow rule never evaluated: " } else { "" };
                 return Err(ConfigError::new(
                     format!("rule '{name}'"),
                     format!(
-                        "shadowed by earlier rule '{0}', which matches every request it would; move it above '{0}' or remove it",
+                        "{what}shadowed by earlier rule '{0}', which matches every request it would; move it above '{0}' or remove it",
                         earlier.name
                     ),
                 ));
@@ -576,67 +603,124 @@ impl RouteTable {
             path: None,
             methods: None,
             risk: RuleRisk::default(),
+            rollout: Rollout::default(),
+            digest: digest(default),
         };
-        Ok(RouteTable { rules: built, default, case_sensitive })
+        let table = RouteTable { rules: built, default, case_sensitive };
+        table.refuse_loosening_expiry()?;
+        Ok(table)
     }
 
-    /// `host` is already normalized (see normalize::normalize_host).
+    /// An expiring enforced rule hands its requests to the later rules that overlap it (and
+    /// to the default, unless a later permanent rule covers it): if any of them is weaker,
+    /// the expiry loosens protection, which needs `on_expiry = "fall_through"`.
+    fn refuse_loosening_expiry(&self) -> Result<(), ConfigError> {
+        for (n, rule) in self.rules.iter().enumerate() {
+            let Some(expiry) = &rule.rollout.expiry else { continue };
+            if rule.rollout.is_shadow() || expiry.fall_through {
+                continue;
+            }
+            let mut instead: Vec<&Rule> = Vec::new();
+            let mut covered = false;
+            for later in self.rules[n + 1..].iter().filter(|l| !l.rollout.is_shadow()) {
+                if overlaps(rule, later) {
+                    instead.push(later);
+                }
+                if later.rollout.permanent() && covers(later, rule, self.case_sensitive) {
+                    covered = true;
+                    break;
+                }
+            }
+            if !covered {
+                instead.push(&self.default);
+            }
+            for other in instead {
+                if let Some(why) = rollout::loosens(&rule.action, &other.action) {
+                    return Err(ConfigError::new(
+                        format!("rule '{}'.expires", rule.name),
+                        format!(
+                            "its expiry would loosen protection: after {} its requests fall to '{}' ({}), and {why}; \
+                             write on_expiry = \"fall_through\" if that is meant, or add a rule below it that keeps the protection",
+                            expiry.text, other.name, other.action
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first enforced rule that matches, expiry aside (see `classify_at`). `host` is
+    /// already normalized (see normalize::normalize_host).
     pub fn classify(&self, host: &str, path: &NormalizedPath, method: &http::Method) -> &Rule {
-        self.rules.iter().find(|r| r.matches(host, path, method, self.case_sensitive)).unwrap_or(&self.default)
+        self.rules
+            .iter()
+            .find(|r| !r.rollout.is_shadow() && r.matches(host, path, method, self.case_sensitive))
+            .unwrap_or(&self.default)
+    }
+
+    /// The rule that decides at `now`, with the shadow rules matched before it and the first
+    /// expired rule skipped on the way. Allocates nothing unless a shadow rule matches.
+    pub fn classify_at(
+        &self,
+        host: &str,
+        path: &NormalizedPath,
+        method: &http::Method,
+        now: UnixTime,
+    ) -> Classified<'_> {
+        let mut shadows = Vec::new();
+        let mut expired = None;
+        for r in &self.rules {
+            if !r.matches(host, path, method, self.case_sensitive) {
+                continue;
+            }
+            if r.rollout.expired(now) {
+                expired = expired.or(Some(r));
+            } else if r.rollout.is_shadow() {
+                shadows.push(r);
+            } else {
+                return Classified { rule: r, shadows, expired };
+            }
+        }
+        Classified { rule: &self.default, shadows, expired }
     }
 
     pub fn case_sensitive(&self) -> bool {
         self.case_sensitive
     }
+}
 
-    /// A human-readable table for `stepgate check-config`.
-    pub fn describe(&self) -> String {
-        let mut rows: Vec<[String; 6]> =
-            vec![["#".into(), "name".into(), "host".into(), "path".into(), "methods".into(), "action".into()]];
-        for (n, r) in self.rules.iter().enumerate() {
-            rows.push([
-                (n + 1).to_string(),
-                r.name.clone(),
-                r.host.clone().unwrap_or_else(|| "*".into()),
-                r.path_pattern().unwrap_or("/**").to_string(),
-                r.methods.as_ref().map(|m| m.join(",")).unwrap_or_else(|| "*".into()),
-                r.action.to_string(),
-            ]);
-        }
-        rows.push([
-            "-".into(),
-            "default".into(),
-            "*".into(),
-            "/**".into(),
-            "*".into(),
-            self.default.action.to_string(),
-        ]);
-        let mut widths = [0usize; 6];
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        for row in &rows {
-            let mut line = String::new();
-            for (k, cell) in row.iter().enumerate() {
-                if k + 1 == row.len() {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:<width$}  ", width = widths[k]));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        if self.case_sensitive {
-            out.push_str("paths compare case-sensitively\n");
-        } else {
-            out.push_str("paths compare ASCII case-insensitively\n");
-        }
-        out
-    }
+/// What `classify_at` found.
+#[derive(Debug)]
+pub struct Classified<'a> {
+    /// The rule that decides.
+    pub rule: &'a Rule,
+    /// Shadow rules that matched before it, in order.
+    pub shadows: Vec<&'a Rule>,
+    /// The first expired rule that matched before it, skipped.
+    pub expired: Option<&'a Rule>,
+}
+
+fn digest(raw: &impl fmt::Debug) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("{raw:?}").as_bytes()).into()
+}
+
+/// Whether some request could match both rules (conservative: true when unsure).
+fn overlaps(a: &Rule, b: &Rule) -> bool {
+    let hosts = match (a.host.as_deref(), b.host.as_deref()) {
+        (Some(x), Some(y)) if !x.contains('*') && !y.contains('*') => x == y,
+        _ => true,
+    };
+    let methods = match (a.methods.as_deref(), b.methods.as_deref()) {
+        (Some(x), Some(y)) => x.iter().any(|m| y.contains(m)),
+        _ => true,
+    };
+    let paths = match (&a.path, &b.path) {
+        (Some(x), Some(y)) => x.overlaps(y),
+        _ => true,
+    };
+    hosts && methods && paths
 }
 
 /// Whether `earlier` matches every request `later` could match.

@@ -474,13 +474,27 @@ fn describe_lists_rules_in_order_then_default() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
     let cols = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-    assert_eq!(cols(lines[0]), ["#", "name", "host", "path", "methods", "action"]);
+    assert_eq!(cols(lines[0]), ["#", "name", "host", "path", "methods", "mode", "expires", "action"]);
     assert_eq!(
         cols(lines[1]),
-        ["1", "admin", "*", "/admin/**", "GET,POST,HEAD", "require", "aal3", "max_age", "5m", "allow", "webauthn"]
+        [
+            "1",
+            "admin",
+            "*",
+            "/admin/**",
+            "GET,POST,HEAD",
+            "enforce",
+            "-",
+            "require",
+            "aal3",
+            "max_age",
+            "5m",
+            "allow",
+            "webauthn"
+        ]
     );
-    assert_eq!(cols(lines[2]), ["2", "debug", "*.internal", "/debug", "*", "deny"]);
-    assert_eq!(cols(lines[3]), ["-", "default", "*", "/**", "*", "require", "none"]);
+    assert_eq!(cols(lines[2]), ["2", "debug", "*.internal", "/debug", "*", "enforce", "-", "deny"]);
+    assert_eq!(cols(lines[3]), ["-", "default", "*", "/**", "*", "enforce", "-", "require", "none"]);
     assert!(lines[4].contains("case-insensitively"));
     // Columns line up.
     let at =

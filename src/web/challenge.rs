@@ -35,7 +35,7 @@ pub fn requirement_for(ctx: &Ctx, method: &Method, return_to: &str) -> Requireme
         // Changing factors needs a fresh step-up.
         return Requirement { level: Level::Aal2, max_age: Some(FACTOR_CHANGE_MAX_AGE), allow: None };
     }
-    match &ctx.live.config.routes.classify(&ctx.host, &path, method).action {
+    match &ctx.live.config.routes.classify_at(&ctx.host, &path, method, ctx.now).rule.action {
         Action::Require(r) if r.level >= Level::Aal2 => r.clone(),
         _ => AT_LEAST_AAL2,
     }

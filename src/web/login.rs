@@ -112,6 +112,7 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
             reason: "sign-out",
             risk: None,
             request: None,
+            expired_rule: None,
         });
     }
     let clear = cookies::clear(cookies::SESSION, cfg.public.https);

@@ -79,6 +79,7 @@ pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &'s
         reason,
         risk: None,
         request: None,
+        expired_rule: None,
     });
 }
 

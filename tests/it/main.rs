@@ -21,6 +21,7 @@ mod redis_tls;
 mod restart;
 mod rfc9470;
 mod risk;
+mod rollout;
 mod signin;
 mod slow_clients;
 mod streaming;

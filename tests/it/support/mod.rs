@@ -1,6 +1,7 @@
 //! The harness: a demo app upstream and a gateway in front of it, on ephemeral ports, with a
 //! manual clock and an embedded store in a temporary directory.
 
+pub mod audit;
 pub mod certs;
 pub mod client;
 pub mod flows;
