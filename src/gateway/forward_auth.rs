@@ -60,17 +60,7 @@ pub fn question(raw_path: &str) -> Option<Question<'_>> {
 
 /// The answer for the front proxy.
 pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, started: Instant) -> Response<Body> {
-    let refused = record::Refused {
-        live: &outer.live,
-        metrics: &outer.state.metrics,
-        request_id: &outer.request_id,
-        method: outer.method.as_str(),
-        host: &outer.host,
-        path: outer.path.as_str(),
-        user_agent: Some(outer.risk_ctx.user_agent.as_str()).filter(|ua| !ua.is_empty()),
-        client_ip: outer.client_ip,
-        mode: record::Mode::ForwardAuth,
-    };
+    let refused = record::Refused::of(outer, record::Mode::ForwardAuth);
     if !outer.peer_trusted {
         tracing::warn!(request_id = %outer.request_id, peer = %outer.conn.peer, "forward-auth asked by a peer outside listen.trusted_proxies");
         let resp = error_page(
@@ -93,7 +83,14 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, st
         Question::Headers if query_flag(outer, "redirect") => SendTo::Redirect,
         Question::Headers => SendTo::Unauthorized,
     };
-    let eval = evaluate(&ctx, Pass::Request).await;
+    let mut eval = evaluate(&ctx, Pass::Request).await;
+    // The front proxy must send /.stepgate/ to the gateway itself, never to the app, and a
+    // CONNECT is no request to let through: both are denials here, audited and counted as such.
+    eval.outcome = match eval.outcome {
+        Outcome::GatewayPage => Outcome::Deny { cause: Cause::GatewayPath },
+        Outcome::MethodRefused => Outcome::Deny { cause: Cause::MethodRefused },
+        other => other,
+    };
     record::audit_decision(&ctx, &eval);
     let resp = match eval.outcome.clone() {
         Outcome::Forward { .. } => {
@@ -113,8 +110,7 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, st
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, send_to),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, send_to),
         Outcome::Deny { cause } => denied(&ctx, cause),
-        // The front proxy must send /.stepgate/ to the gateway itself, never to the app; and a
-        // CONNECT is no request to let through.
+        // Mapped to denials above.
         Outcome::GatewayPage | Outcome::MethodRefused => denied(&ctx, Cause::GatewayPath),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
     };

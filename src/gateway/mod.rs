@@ -104,7 +104,7 @@ fn refused<'a, B>(
         request_id,
         method: req.method().as_str(),
         host: header(http::header::HOST).or(req.uri().host()).unwrap_or("-"),
-        path: req.uri().path_and_query().map_or(req.uri().path(), |p| p.path()),
+        path: req.uri().path(),
         user_agent: header(http::header::USER_AGENT),
         client_ip: crate::proxy::client_ip::client_ip(conn.peer, req.headers(), &live.config.trusted_proxies),
         mode: record::Mode::Proxy,

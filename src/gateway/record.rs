@@ -134,6 +134,23 @@ pub struct Refused<'a> {
     pub mode: Mode,
 }
 
+impl<'a> Refused<'a> {
+    /// The refusal of the request in `ctx` (whose facts could be read).
+    pub fn of(ctx: &'a Ctx, mode: Mode) -> Refused<'a> {
+        Refused {
+            live: &ctx.live,
+            metrics: &ctx.state.metrics,
+            request_id: &ctx.request_id,
+            method: ctx.method.as_str(),
+            host: &ctx.host,
+            path: ctx.path.as_str(),
+            user_agent: Some(ctx.risk_ctx.user_agent.as_str()).filter(|ua| !ua.is_empty()),
+            client_ip: ctx.client_ip,
+            mode,
+        }
+    }
+}
+
 pub fn finish_refused(r: &Refused<'_>, resp: Response<Body>, started: Instant) -> Response<Body> {
     let elapsed = started.elapsed();
     r.metrics.request(r.mode, DecisionLabel::BadRequest, "-", elapsed);

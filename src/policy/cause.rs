@@ -23,6 +23,8 @@ pub enum Cause {
     DeniedNetwork,
     /// Denied (forward-auth): the front proxy asked about one of the gateway's own paths.
     GatewayPath,
+    /// Denied (forward-auth): the front proxy asked about a `CONNECT`.
+    MethodRefused,
     /// Refused with 503: the store cannot answer on a protected route.
     StoreUnavailable,
 }
@@ -39,12 +41,13 @@ impl Cause {
             Cause::RiskTooHigh => "risk_too_high",
             Cause::DeniedNetwork => "denied_network",
             Cause::GatewayPath => "gateway_path",
+            Cause::MethodRefused => "method_refused",
             Cause::StoreUnavailable => "store_unavailable",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 10] = [
+    pub const ALL: [Cause; 11] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -54,6 +57,7 @@ impl Cause {
         Cause::RiskTooHigh,
         Cause::DeniedNetwork,
         Cause::GatewayPath,
+        Cause::MethodRefused,
         Cause::StoreUnavailable,
     ];
 }

@@ -106,6 +106,25 @@ async fn the_uri_is_normalized_like_a_proxied_one() {
 }
 
 #[tokio::test]
+async fn refusals_of_gateway_paths_and_connect_are_audited_as_denials() {
+    crate::support::audit::capture();
+    let h = Harness::with(trusting_localhost()).await;
+    let mut c = h.client();
+    for (method, uri, cause) in [
+        ("GET", "/.stepgate/login", "gateway_path"),
+        ("GET", "/Public/../.STEPGATE/x", "gateway_path"),
+        ("CONNECT", "/public/x", "method_refused"),
+    ] {
+        let r = ask(&mut c, "/.stepgate/auth", method, uri, &[API]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {uri}");
+        let records = crate::support::audit::for_request(r.header("x-request-id").unwrap());
+        let decision: Vec<_> = records.iter().filter(|v| v["kind"] == "decision").collect();
+        assert_eq!(decision.len(), 1, "one decision record for {method} {uri}: {records:?}");
+        assert_eq!((&decision[0]["decision"], &decision[0]["reason"]), (&"deny".into(), &cause.into()));
+    }
+}
+
+#[tokio::test]
 async fn a_session_is_answered_with_its_identity_and_steps_up() {
     let h = Harness::with(trusting_localhost()).await;
     // Enrolling counts as a fresh second factor: enroll on one session, step up on another.
