@@ -1,5 +1,6 @@
 //! Authentication factors: passwords, TOTP, recovery codes, and the sealing of their secrets.
 
+pub mod assurance;
 pub mod error;
 pub mod password;
 pub mod recovery;

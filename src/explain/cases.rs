@@ -190,6 +190,9 @@ fn levels_of(method: AuthMethod) -> &'static [Level] {
         AuthMethod::Totp | AuthMethod::Recovery => &[Level::Aal2],
         // Without user verification a WebAuthn assertion is aal2.
         AuthMethod::Webauthn => &[Level::Aal3, Level::Aal2],
+        // What the IdP or token issuer proved: any level its acr/amr map to.
+        AuthMethod::Idp | AuthMethod::Bearer => &[Level::Aal1, Level::Aal2, Level::Aal3],
+        AuthMethod::Certificate => &[Level::Aal1],
     }
 }
 

@@ -142,6 +142,13 @@ pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
     let detail = match cause {
         Cause::DeniedNetwork => "Requests from your network are not accepted.",
         Cause::GatewayPath => "The gateway's own pages are served by the gateway, not the application.",
+        Cause::NotInGroup | Cause::ClaimMismatch => {
+            "You are signed in, but this page is only for members of certain groups or roles. \
+             If you need it, ask your administrator for access."
+        }
+        Cause::MissingScope => "The token does not carry the scope this address needs.",
+        Cause::WorkloadNotAllowed => "This address is only for certain services (workload identities).",
+        Cause::CredentialTooOld => "The credential was issued too long ago; use a freshly issued one.",
         _ => "This address is not available through the gateway.",
     };
     error_page(StatusCode::FORBIDDEN, "Forbidden", detail, ctx.reply())

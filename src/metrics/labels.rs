@@ -49,7 +49,7 @@ label_enum! {
 
 label_enum! {
     /// The second factors a step-up can be made with.
-    StepUpMethod { Totp => "totp", Recovery => "recovery", Webauthn => "webauthn" }
+    StepUpMethod { Totp => "totp", Recovery => "recovery", Webauthn => "webauthn", Idp => "idp" }
 }
 
 label_enum! {
@@ -108,7 +108,8 @@ impl StepUpMethod {
             AuthMethod::Totp => Some(StepUpMethod::Totp),
             AuthMethod::Recovery => Some(StepUpMethod::Recovery),
             AuthMethod::Webauthn => Some(StepUpMethod::Webauthn),
-            AuthMethod::Password | AuthMethod::Header => None,
+            AuthMethod::Idp => Some(StepUpMethod::Idp),
+            AuthMethod::Password | AuthMethod::Header | AuthMethod::Bearer | AuthMethod::Certificate => None,
         }
     }
 }

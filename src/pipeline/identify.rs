@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::clock::UnixTime;
 use crate::config::{Config, Identity as IdentitySource};
+use crate::policy::conditions::Attributes;
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::session::{cookies, Session, SessionId};
 use crate::store::{Store, StoreError};
@@ -19,6 +20,8 @@ pub struct Who {
     pub proofs: Vec<Proof>,
     /// The gateway session, when there is one.
     pub session: Option<(SessionId, Session)>,
+    /// Groups, claims, scopes, workload: what rules' conditions are checked against.
+    pub attrs: Attributes,
 }
 
 /// Reads the identity header if, and only if, the peer is a trusted proxy. Call before the
@@ -87,9 +90,12 @@ pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError
     let cfg = &ctx.live.config;
     let session = load_session_by(&*ctx.state.store, cfg, ctx.session_cookie.as_deref(), ctx.now, touch).await?;
     match &cfg.identity {
-        IdentitySource::Builtin { .. } => {
-            Ok(session.map(|(id, s)| Who { user: s.user.clone(), proofs: s.proofs.clone(), session: Some((id, s)) }))
-        }
+        IdentitySource::Builtin { .. } => Ok(session.map(|(id, s)| Who {
+            user: s.user.clone(),
+            proofs: s.proofs.clone(),
+            session: Some((id, s)),
+            attrs: Attributes::default(),
+        })),
         IdentitySource::Header { .. } => {
             let Some(user) = ctx.asserted.clone() else { return Ok(None) };
             let mut proofs = vec![Proof { level: Level::Aal1, method: AuthMethod::Header, auth_time: ctx.now }];
@@ -98,7 +104,7 @@ pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError
             if let Some((_, s)) = &session {
                 proofs.extend(s.proofs.iter().filter(|p| p.method != AuthMethod::Header).cloned());
             }
-            Ok(Some(Who { user, proofs, session }))
+            Ok(Some(Who { user, proofs, session, attrs: Attributes::default() }))
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod route;
 
 pub use ctx::{is_gateway_path, is_navigation, new_request_id, Conn, Ctx, RiskRequest, TlsFacts, PREFIX};
 
+use crate::clock::UnixTime;
 use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
 use crate::policy::level::{Level, Proof};
 use crate::policy::routes::{Action, Requirement, Rule};
@@ -201,6 +202,7 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     };
     let proofs = who.as_ref().map(|w| w.proofs.as_slice());
     let outcome = decide_with_risk(&rule.action, proofs, ctx.now, &scored.verdict).into();
+    let outcome = with_conditions(rule, who.as_ref(), outcome, ctx.now);
     let need = match effective_requirement(&rule.action, &scored.verdict) {
         Some(Action::Require(r)) => Some(r),
         _ => None,
@@ -223,6 +225,17 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     }
 }
 
+/// The rule's conditions (groups, claims, scopes, workload) on a known caller: one who misses
+/// them is denied, whatever proof they hold or could still make (no step-up that cannot help).
+/// Nobody signed in yet is asked to sign in first; a denial stays a denial.
+fn with_conditions(rule: &Rule, who: Option<&Who>, outcome: Outcome, now: UnixTime) -> Outcome {
+    let (Some(who), Outcome::Forward { .. } | Outcome::StepUp { .. }) = (who, &outcome) else { return outcome };
+    match rule.conditions.check(&who.attrs, now) {
+        Ok(()) => outcome,
+        Err(cause) => Outcome::Deny { cause },
+    }
+}
+
 /// What `rule` would decide for this request, scored with its own risk settings without
 /// counting the request again.
 async fn would_decide(ctx: &Ctx, rule: &Rule, who: Option<&Who>, proofs: Option<&[Proof]>) -> Outcome {
@@ -230,7 +243,9 @@ async fn would_decide(ctx: &Ctx, rule: &Rule, who: Option<&Who>, proofs: Option<
         return Outcome::Forward { proof: None };
     }
     match risk::score(ctx, rule, who, Count::LookOnly).await {
-        Ok(scored) => decide_with_risk(&rule.action, proofs, ctx.now, &scored.verdict).into(),
+        Ok(scored) => {
+            with_conditions(rule, who, decide_with_risk(&rule.action, proofs, ctx.now, &scored.verdict).into(), ctx.now)
+        }
         Err(_) => Outcome::Unavailable,
     }
 }

@@ -27,6 +27,16 @@ pub enum Cause {
     MethodRefused,
     /// Refused with 503: the store cannot answer on a protected route.
     StoreUnavailable,
+    /// Denied: the rule names `groups` and the user is in none of them.
+    NotInGroup,
+    /// Denied: a claim the rule names (`claims`) is missing or has another value.
+    ClaimMismatch,
+    /// Denied: the token lacks a scope the rule names (`scopes`; RFC 6750 `insufficient_scope`).
+    MissingScope,
+    /// Denied: the rule names `workload` and the caller is not a workload it matches.
+    WorkloadNotAllowed,
+    /// Refused: the certificate or token was issued longer ago than `max_credential_age`.
+    CredentialTooOld,
 }
 
 impl Cause {
@@ -43,11 +53,16 @@ impl Cause {
             Cause::GatewayPath => "gateway_path",
             Cause::MethodRefused => "method_refused",
             Cause::StoreUnavailable => "store_unavailable",
+            Cause::NotInGroup => "not_in_group",
+            Cause::ClaimMismatch => "claim_mismatch",
+            Cause::MissingScope => "insufficient_scope",
+            Cause::WorkloadNotAllowed => "workload_not_allowed",
+            Cause::CredentialTooOld => "credential_too_old",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 11] = [
+    pub const ALL: [Cause; 16] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -59,6 +74,11 @@ impl Cause {
         Cause::GatewayPath,
         Cause::MethodRefused,
         Cause::StoreUnavailable,
+        Cause::NotInGroup,
+        Cause::ClaimMismatch,
+        Cause::MissingScope,
+        Cause::WorkloadNotAllowed,
+        Cause::CredentialTooOld,
     ];
 }
 

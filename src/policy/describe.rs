@@ -20,7 +20,7 @@ impl RouteTable {
                 r.methods().map(|m| m.join(",")).unwrap_or_else(|| "*".into()),
                 r.rollout.mode.as_str().to_string(),
                 r.rollout.expiry.as_ref().map_or("-".to_string(), |e| e.text.clone()),
-                r.action.to_string(),
+                if r.conditions.is_empty() { r.action.to_string() } else { format!("{}; {}", r.action, r.conditions) },
             ]);
         }
         rows.push(

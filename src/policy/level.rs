@@ -57,6 +57,13 @@ pub enum AuthMethod {
     Recovery,
     /// A WebAuthn assertion (passkey or security key).
     Webauthn,
+    /// The organisation's identity provider (OpenID Connect): its level comes from the
+    /// `acr`/`amr` the ID token carried back (`authn::assurance`).
+    Idp,
+    /// A bearer access token (API clients): its level comes from the token's `acr`/`amr`.
+    Bearer,
+    /// A client certificate (workload identity, SPIFFE X.509-SVID or subject).
+    Certificate,
 }
 
 impl AuthMethod {
@@ -67,6 +74,9 @@ impl AuthMethod {
             AuthMethod::Totp => "totp",
             AuthMethod::Recovery => "recovery",
             AuthMethod::Webauthn => "webauthn",
+            AuthMethod::Idp => "idp",
+            AuthMethod::Bearer => "bearer",
+            AuthMethod::Certificate => "certificate",
         }
     }
     pub fn parse(s: &str) -> Option<AuthMethod> {
@@ -76,6 +86,9 @@ impl AuthMethod {
             "totp" => Some(AuthMethod::Totp),
             "recovery" => Some(AuthMethod::Recovery),
             "webauthn" => Some(AuthMethod::Webauthn),
+            "idp" => Some(AuthMethod::Idp),
+            "bearer" => Some(AuthMethod::Bearer),
+            "certificate" => Some(AuthMethod::Certificate),
             _ => None,
         }
     }

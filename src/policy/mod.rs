@@ -1,6 +1,7 @@
 //! What a request needs: normalization, the route table, assurance levels, and `decide`.
 
 pub mod cause;
+pub mod conditions;
 mod confusable;
 pub mod decide;
 mod describe;

@@ -57,6 +57,21 @@ pub struct RawRule {
     /// "fall_through": accept that the rule's expiry loosens protection.
     #[serde(default)]
     pub on_expiry: Option<String>,
+    /// Conditions (`policy::conditions`): any of these groups,
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// each of these claims equal to its value,
+    #[serde(default)]
+    pub claims: Option<std::collections::BTreeMap<String, String>>,
+    /// all of these token scopes,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// a workload whose ID matches this glob,
+    #[serde(default)]
+    pub workload: Option<String>,
+    /// with a certificate or token issued within this long.
+    #[serde(default)]
+    pub max_credential_age: Option<String>,
 }
 
 /// `[default]`: what applies where no rule matches.

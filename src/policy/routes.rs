@@ -13,6 +13,7 @@
 
 use crate::clock::UnixTime;
 use crate::parse::{parse_duration, ConfigError};
+use crate::policy::conditions::{Conditions, RawConditions};
 use crate::policy::level::{AuthMethod, Level};
 use crate::policy::normalize::NormalizedPath;
 use crate::policy::raw::{RawDefaultRule, RawRule};
@@ -69,6 +70,11 @@ pub fn method_ceiling(method: AuthMethod) -> Level {
         AuthMethod::Password | AuthMethod::Header => Level::Aal1,
         AuthMethod::Totp | AuthMethod::Recovery => Level::Aal2,
         AuthMethod::Webauthn => Level::Aal3,
+        // What the IdP or the token's issuer proved, mapped by `authn::assurance`.
+        AuthMethod::Idp | AuthMethod::Bearer => Level::Aal3,
+        // A workload's certificate says which workload it is, not how strongly a person was
+        // proven: rules for workloads use `workload` and `max_credential_age`.
+        AuthMethod::Certificate => Level::Aal1,
     }
 }
 
@@ -86,8 +92,34 @@ pub struct Rule {
     pub risk: RuleRisk,
     /// Enforced or shadow, and when it expires.
     pub rollout: Rollout,
+    /// Who may use the route besides how strongly proven: groups, claims, scopes, workload.
+    pub conditions: Conditions,
     /// SHA-256 of the rule as written: a reload compares rules by name and this.
     pub digest: [u8; 32],
+}
+
+/// A rule's conditions; refused where they could never act (a public or a deny rule).
+fn parse_conditions(prefix: &str, raw: &RawRule, action: &Action) -> Result<Conditions, ConfigError> {
+    let written = RawConditions {
+        groups: raw.groups.as_deref(),
+        claims: raw.claims.as_ref(),
+        scopes: raw.scopes.as_deref(),
+        workload: raw.workload.as_deref(),
+        max_credential_age: raw.max_credential_age.as_deref(),
+    };
+    if let Some(k) = written.keys_set().first() {
+        let why = match action {
+            Action::Deny => Some("must not be set with action = \"deny\" (nobody passes a deny)"),
+            Action::Require(r) if r.level == Level::None => Some(
+                "never applies with require = \"none\": a public route admits anyone. Use require = \"aal1\" (or higher) for the condition to act, or remove the key",
+            ),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::new(format!("{prefix}{k}"), why));
+        }
+    }
+    Conditions::parse(prefix, written)
 }
 
 fn parse_rule_risk(prefix: &str, raw: &RawRule) -> Result<RuleRisk, ConfigError> {
@@ -573,8 +605,19 @@ impl RouteTable {
             )?;
             let risk = parse_rule_risk(&prefix, raw)?;
             let rollout = rollout::parse(&prefix, raw)?;
+            let conditions = parse_conditions(&prefix, raw, &action)?;
             let digest = digest(raw);
-            let rule = Rule { name: name.to_string(), action, host, path: Some(path), methods, risk, rollout, digest };
+            let rule = Rule {
+                name: name.to_string(),
+                action,
+                host,
+                path: Some(path),
+                methods,
+                risk,
+                rollout,
+                conditions,
+                digest,
+            };
             // Only a rule that applies for good hides later ones: a shadow rule never decides,
             // and an expiring one hands its requests on once it expires.
             if let Some(earlier) = built.iter().find(|e| e.rollout.permanent() && covers(e, &rule, case_sensitive)) {
@@ -604,6 +647,7 @@ impl RouteTable {
             methods: None,
             risk: RuleRisk::default(),
             rollout: Rollout::default(),
+            conditions: Conditions::default(),
             digest: digest(default),
         };
         let table = RouteTable { rules: built, default, case_sensitive };
@@ -635,7 +679,14 @@ impl RouteTable {
                 instead.push(&self.default);
             }
             for other in instead {
-                if let Some(why) = rollout::loosens(&rule.action, &other.action) {
+                let fewer_conditions = match other.action {
+                    Action::Deny => None,
+                    Action::Require(_) => rule
+                        .conditions
+                        .stricter_than(&other.conditions)
+                        .map(|k| format!("what applies instead does not keep its `{k}` condition")),
+                };
+                if let Some(why) = rollout::loosens(&rule.action, &other.action).or(fewer_conditions) {
                     return Err(ConfigError::new(
                         format!("rule '{}'.expires", rule.name),
                         format!(
