@@ -4,7 +4,7 @@
 # browser test with a virtual authenticator; no browser is downloaded), openssl (a test CA for
 # TLS, to the gateway and to Redis), curl (an HTTPS client), nginx and Caddy (real front
 # proxies in front of the forward-auth endpoint) and promtool (Debian's prometheus package,
-# which checks the /metrics output).
+# which checks the /metrics output), and npm's oidc-provider (a real OpenID provider).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -26,4 +26,8 @@ fi
 # playwright-core only drives the browser above; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD keeps it so.
 if [ ! -d e2e/node_modules/playwright-core ]; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix e2e --no-audit --no-fund
+fi
+# oidc-provider: the real OpenID provider of the OIDC tests (tests/idp/provider.mjs).
+if [ ! -d tests/idp/node_modules/oidc-provider ]; then
+  npm ci --prefix tests/idp --no-audit --no-fund
 fi

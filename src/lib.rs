@@ -13,6 +13,7 @@ pub mod explain;
 pub mod gateway;
 pub mod log_line;
 pub mod metrics;
+pub mod oidc;
 pub mod parse;
 pub mod pipeline;
 pub mod policy;

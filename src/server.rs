@@ -242,7 +242,7 @@ pub fn start_admin(states: Vec<SharedState>) -> Result<crate::admin::socket::Adm
             let live = first.live();
             let users_file = match &live.config.identity {
                 crate::config::Identity::Builtin { users_file } => Some(users_file.as_path()),
-                crate::config::Identity::Header { .. } => None,
+                crate::config::Identity::Header { .. } | crate::config::Identity::Oidc(_) => None,
             };
             let refresh = || {
                 for s in states.iter() {

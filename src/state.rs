@@ -19,6 +19,8 @@ pub struct Live {
     pub upstream: UpstreamClient,
     /// None when WebAuthn is off.
     pub webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
+    /// The OpenID relying party (identity.source = "oidc"), discovering in the background.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl Live {
@@ -26,7 +28,11 @@ impl Live {
     pub fn new(config: Config) -> Result<Live, String> {
         let users = match &config.identity {
             Identity::Builtin { users_file } => Some(UsersWatch::open(users_file).map_err(|e| e.to_string())?),
-            Identity::Header { .. } => None,
+            Identity::Header { .. } | Identity::Oidc(_) => None,
+        };
+        let oidc = match &config.identity {
+            Identity::Oidc(o) => Some(crate::oidc::Oidc::new((**o).clone())),
+            _ => None,
         };
         let secretbox = SecretBox::new(config.sessions.secret_key);
         let upstream = UpstreamClient::new(&config.upstream);
@@ -34,7 +40,7 @@ impl Live {
             Some(w) => Some(Arc::new(crate::authn::webauthn::build(w)?)),
             None => None,
         };
-        Ok(Live { config, users, secretbox, upstream, webauthn })
+        Ok(Live { config, users, secretbox, upstream, webauthn, oidc })
     }
 }
 

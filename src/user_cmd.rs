@@ -18,7 +18,9 @@ pub fn add(config_path: &Path, overrides: &Overrides, name: &str, users_file: Op
         (Some(f), _) => f,
         (None, Ok(cfg)) => match &cfg.identity {
             config::Identity::Builtin { users_file } => users_file.clone(),
-            config::Identity::Header { .. } => bail!("identity.source is \"header\": there is no users file"),
+            config::Identity::Header { .. } | config::Identity::Oidc(_) => {
+                bail!("identity.source is not \"builtin\": there is no users file")
+            }
         },
         (None, Err(e)) => bail!("{}: {e}", config_path.display()),
     };
@@ -79,7 +81,7 @@ async fn offline(cfg: &Config, request: &Request) -> Result<String> {
     };
     let users_file = match &cfg.identity {
         config::Identity::Builtin { users_file } => Some(users_file.as_path()),
-        config::Identity::Header { .. } => None,
+        config::Identity::Header { .. } | config::Identity::Oidc(_) => None,
     };
     let nothing = || {};
     let target = stepgate::admin::Target { store: &*store, users_file, now: clock.now(), users_changed: &nothing };

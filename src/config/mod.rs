@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod observe;
+pub mod oidc;
 pub mod raw;
 pub mod tls;
 
@@ -61,6 +62,8 @@ pub enum Identity {
     Builtin { users_file: PathBuf },
     /// A header set by a trusted proxy (taken only from `trusted_proxies`).
     Header { header: http::HeaderName },
+    /// OpenID Connect: sign-in (and step-up) at the identity provider.
+    Oidc(Box<oidc::OidcConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -259,10 +262,11 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             }
             Identity::Header { header }
         }
+        "oidc" => Identity::Oidc(Box::new(oidc::parse(&raw.identity, base)?)),
         other => {
             return Err(ConfigError::new(
                 "identity.source",
-                format!("unknown source '{other}'; expected \"builtin\" or \"header\""),
+                format!("unknown source '{other}'; expected \"builtin\", \"header\" or \"oidc\""),
             ))
         }
     };

@@ -83,11 +83,53 @@ pub struct RawIdentity {
     pub users_file: String,
     #[serde(default)]
     pub header: Option<String>,
+    /// `header` source: a header listing the user's groups (comma-separated), trusted proxies only.
+    #[serde(default)]
+    pub groups_header: Option<String>,
+    // The `oidc` source (see `oidc::config`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub redirect_path: Option<String>,
+    #[serde(default)]
+    pub user_claim: Option<String>,
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub acr_map: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    pub amr_map: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Default for RawIdentity {
     fn default() -> Self {
-        RawIdentity { source: d_identity_source(), users_file: d_users_file(), header: None }
+        RawIdentity {
+            source: d_identity_source(),
+            users_file: d_users_file(),
+            header: None,
+            groups_header: None,
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            client_secret_env: None,
+            client_secret_file: None,
+            scopes: None,
+            redirect_path: None,
+            user_claim: None,
+            groups_claim: None,
+            acr_map: None,
+            amr_map: None,
+        }
     }
 }
 

@@ -96,6 +96,12 @@ pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError
             session: Some((id, s)),
             attrs: Attributes::default(),
         })),
+        IdentitySource::Oidc(_) => Ok(session.map(|(id, s)| Who {
+            user: s.user.clone(),
+            proofs: s.proofs.clone(),
+            attrs: idp_attrs(&s),
+            session: Some((id, s)),
+        })),
         IdentitySource::Header { .. } => {
             let Some(user) = ctx.asserted.clone() else { return Ok(None) };
             let mut proofs = vec![Proof { level: Level::Aal1, method: AuthMethod::Header, auth_time: ctx.now }];
@@ -106,5 +112,15 @@ pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError
             }
             Ok(Some(Who { user, proofs, session, attrs: Attributes::default() }))
         }
+    }
+}
+
+/// What rules' conditions see of a session signed in at an identity provider.
+fn idp_attrs(s: &Session) -> Attributes {
+    let Some(idp) = &s.idp else { return Attributes::default() };
+    Attributes {
+        groups: idp.groups.clone(),
+        claims: serde_json::from_str(&idp.claims_json).unwrap_or_default(),
+        ..Attributes::default()
     }
 }

@@ -12,6 +12,8 @@ pub const CSRF: &str = "stepgate_csrf";
 pub const DEVICE: &str = "stepgate_device";
 /// Names the new recovery codes waiting to be shown once (see web::new_codes).
 pub const NEW_CODES: &str = "stepgate_codes";
+/// Binds an OpenID sign-in to the browser that started it (the `state` sent to the IdP).
+pub const OIDC_STATE: &str = "stepgate_oidc";
 
 /// The name a cookie goes by, given whether the public URL is https.
 pub fn name(base: &str, https: bool) -> String {
@@ -62,7 +64,8 @@ pub fn get(headers: &HeaderMap, base: &str, https: bool) -> Option<String> {
 /// Removes the gateway's own cookies from a request before it goes upstream: the app never
 /// sees the session id.
 pub fn strip_own(headers: &mut HeaderMap, https: bool) {
-    let own = [name(SESSION, https), name(CSRF, https), name(DEVICE, https), name(NEW_CODES, https)];
+    let own =
+        [name(SESSION, https), name(CSRF, https), name(DEVICE, https), name(NEW_CODES, https), name(OIDC_STATE, https)];
     let kept: Vec<String> = headers
         .get_all(COOKIE)
         .iter()

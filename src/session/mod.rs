@@ -52,6 +52,23 @@ pub struct Session {
     /// Where the latest proof was made (risk: behaviour signal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ProofContext>,
+    /// Signed in at an OpenID provider: its subject, its session (`sid`) and what rules'
+    /// conditions see (groups, claims) from the latest verified ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<IdpFacts>,
+}
+
+/// What the identity provider said about the user in the latest verified ID token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IdpFacts {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// JSON text of the kept claims (a map), so the session stays `Eq`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub claims_json: String,
 }
 
 impl Session {
@@ -62,6 +79,7 @@ impl Session {
             last_seen: first.auth_time,
             proofs: vec![first],
             context: None,
+            idp: None,
         }
     }
 

@@ -122,6 +122,7 @@ async fn render(
     let second_factor_ok = need.level <= Level::Aal2;
     let passkeys_ok = ctx.live.webauthn.is_some() && allowed(&need, AuthMethod::Webauthn);
     let offer_webauthn = passkeys_ok && !factors.webauthn.is_empty();
+    let offer_idp = ctx.live.oidc.is_some() && allowed(&need, AuthMethod::Idp);
     let (token, set) = csrf::token(ctx, headers);
     ctx.state.metrics.challenge_shown();
     let page = ChallengePage {
@@ -132,10 +133,12 @@ async fn render(
         level: need.level.as_str(),
         offer_totp: second_factor_ok && factors.totp.is_some() && allowed(&need, AuthMethod::Totp),
         offer_recovery: second_factor_ok && !factors.recovery_hashes.is_empty() && allowed(&need, AuthMethod::Recovery),
-        no_factor: second_factor_ok && !factors.has_second_factor(),
+        no_factor: second_factor_ok && !offer_idp && !factors.has_second_factor(),
         needs_webauthn: !offer_webauthn
+            && !offer_idp
             && (!second_factor_ok || !(allowed(&need, AuthMethod::Totp) || allowed(&need, AuthMethod::Recovery))),
         offer_webauthn,
+        offer_idp,
         error,
     };
     html(&page, status, set.as_slice())
@@ -241,4 +244,26 @@ async fn check_recovery(ctx: &Ctx, user: &str, code: &str) -> Result<Result<(), 
     } else {
         Ok(Err("unknown or used recovery code"))
     }
+}
+
+/// "Continue at your identity provider": a step-up at the IdP for what the challenged request
+/// needs (`acr_values` from its level, `max_age` from its rule). The proof counts only if what
+/// comes back reaches it (see `oidc::flow::callback`).
+pub async fn submit_idp(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+    let (parts, body) = req.into_parts();
+    let form = forms::read(body).await?;
+    csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
+    let return_to = return_to::sanitize(form.get("return"));
+    let challenged = challenged_method(form.get("method"));
+    let Some(who) = who(ctx).await? else {
+        return Ok(redirect(&page_url(Need::SignIn, &return_to), &[]));
+    };
+    let (need, _) = requirement_with_risk(ctx, &challenged, &return_to).await?;
+    if !allowed(&need, AuthMethod::Idp) {
+        stepup_audit(ctx, Kind::StepUp, &who.user, "fail", "method not allowed for this route");
+        let msg = "This action cannot be confirmed at your identity provider.";
+        return render(ctx, &parts.headers, &challenged, &return_to, Some((msg, StatusCode::FORBIDDEN))).await;
+    }
+    let step_up = crate::oidc::flow::StepUpNeed { user: &who.user, level: need.level, max_age: need.max_age };
+    crate::oidc::flow::start(ctx, &return_to, Some(step_up)).await
 }

@@ -28,6 +28,12 @@ const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let sub = ctx.path.as_str()[crate::pipeline::PREFIX.len()..].to_ascii_lowercase();
     let method = req.method().clone();
+    if let Some(oidc) = &ctx.live.oidc {
+        let callback = &oidc.cfg.redirect_path[crate::pipeline::PREFIX.len()..];
+        if sub == callback.to_ascii_lowercase() && matches!(method, Method::GET | Method::HEAD) {
+            return crate::oidc::flow::callback(ctx, req.headers()).await.unwrap_or_else(|e| e.into_response(ctx));
+        }
+    }
     let result = match (&method, sub.as_str()) {
         (&Method::GET | &Method::HEAD, "/static/style.css") => Ok(static_file(STYLE_CSS, "text/css; charset=utf-8")),
         (&Method::GET | &Method::HEAD, "/static/webauthn.js") => {
@@ -44,6 +50,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/ready") => Ok(ready(ctx).await),
         (&Method::GET | &Method::HEAD, "/login") => login::show(ctx, req.headers(), None).await,
         (&Method::POST, "/login") => login::submit(ctx, req).await,
+        (&Method::POST, "/challenge/idp") => challenge::submit_idp(ctx, req).await,
         (&Method::POST, "/logout") => login::logout(ctx, req).await,
         (&Method::GET | &Method::HEAD, "/challenge") => challenge::show(ctx, req.headers(), None).await,
         (&Method::POST, "/challenge/totp") => challenge::submit_totp(ctx, req).await,

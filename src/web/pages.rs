@@ -62,6 +62,8 @@ pub struct ChallengePage<'a> {
     pub needs_webauthn: bool,
     /// The user holds passkeys and the route accepts them.
     pub offer_webauthn: bool,
+    /// Sign-in is at an identity provider and the route accepts its proof (method `idp`).
+    pub offer_idp: bool,
     pub error: Option<&'a str>,
 }
 

@@ -3,7 +3,7 @@
 use super::WebError;
 use crate::pipeline::Ctx;
 use crate::policy::level::Proof;
-use crate::session::{cookies, Session, SessionId};
+use crate::session::{cookies, IdpFacts, Session, SessionId};
 use http::HeaderValue;
 
 /// Records `proof` for `user` under a NEW session id, carrying over the proofs of `previous`
@@ -14,6 +14,17 @@ pub async fn elevate(
     user: &str,
     proof: Proof,
     previous: Option<(SessionId, Session)>,
+) -> Result<Vec<HeaderValue>, WebError> {
+    elevate_with(ctx, user, proof, previous, None).await
+}
+
+/// `elevate`, also recording what an identity provider said (`idp`: replaces the old facts).
+pub async fn elevate_with(
+    ctx: &Ctx,
+    user: &str,
+    proof: Proof,
+    previous: Option<(SessionId, Session)>,
+    idp: Option<IdpFacts>,
 ) -> Result<Vec<HeaderValue>, WebError> {
     let cfg = &ctx.live.config;
     let store = &*ctx.state.store;
@@ -27,6 +38,9 @@ pub async fn elevate(
         store.delete_session(&old_id.key()).await?;
     }
     session.context = context;
+    if idp.is_some() {
+        session.idp = idp;
+    }
     let id = SessionId::generate();
     let (idle, absolute) = (cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout);
     store.put_session(&id.key(), &session, session.expires_at(idle, absolute)).await?;

@@ -13,6 +13,7 @@ mod forward_auth_signin;
 mod headers;
 mod max_age;
 mod metrics;
+mod oidc;
 mod open_redirect;
 mod paths;
 mod policy_cases;

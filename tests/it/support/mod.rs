@@ -7,6 +7,7 @@ pub mod client;
 pub mod flows;
 pub mod front;
 pub mod html;
+pub mod idp;
 pub mod raw;
 pub mod recorder;
 pub mod totp;
