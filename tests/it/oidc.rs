@@ -218,3 +218,26 @@ async fn an_idp_down_at_start_up_makes_sign_in_503_and_public_routes_work() {
     let r = c.get("/echo").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "protected routes are never forwarded: {}", r.body);
 }
+
+#[tokio::test]
+async fn forged_or_misaddressed_id_tokens_are_refused() {
+    need_idp!();
+    let p = Idp::start_fake();
+    let h = gateway(&p, RULES).await;
+    for mode in ["bad_signature", "wrong_aud", "wrong_nonce", "wrong_iss", "alg_none", "expired", "unknown_kid", "good"]
+    {
+        p.set_mode(mode).await;
+        let mut gw = h.client();
+        let start = gw.browse("/.stepgate/login?return=%2Fecho").await;
+        assert_eq!(start.status, StatusCode::SEE_OTHER, "{mode}: {}", start.body);
+        let AtIdp::Back(back) = visit(&mut p.browser(), start.location()).await else { panic!("{mode}") };
+        let r = gw.browse(&back).await;
+        if mode == "good" {
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "the fake IdP's good token is accepted: {}", r.body);
+            assert_eq!(gw.get("/echo").await.status, StatusCode::OK);
+        } else {
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{mode} must be refused: {}", r.body);
+            assert!(gw.session().is_none(), "{mode}: no session");
+        }
+    }
+}

@@ -36,7 +36,23 @@ fn free_port() -> u16 {
 impl Idp {
     /// Starts the provider; `key_file` holds its signing keys (made if missing).
     pub fn start_on(port: u16, key_file: &Path, extra_env: &[(&str, &str)]) -> Idp {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/idp/provider.mjs");
+        Idp::run("provider.mjs", port, key_file, extra_env)
+    }
+
+    /// tests/idp/fake-idp.mjs: a provider that signs whatever `set_mode` asks for.
+    pub fn start_fake() -> Idp {
+        Idp::run("fake-idp.mjs", free_port(), Path::new("/nonexistent"), &[])
+    }
+
+    /// The fake provider's next ID token (see fake-idp.mjs).
+    pub async fn set_mode(&self, mode: &str) {
+        let mut c = self.browser();
+        let r = c.request(http::Method::POST, &format!("/__mode?m={mode}"), &[], super::client::empty()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+
+    fn run(script: &str, port: u16, key_file: &Path, extra_env: &[(&str, &str)]) -> Idp {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/idp").join(script);
         let mut cmd = Command::new("node");
         cmd.arg(script)
             .env("PORT", port.to_string())
