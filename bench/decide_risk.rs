@@ -91,6 +91,7 @@ fn per_request(c: &mut Criterion) {
         at: NOW,
         device: DeviceStatus::Known,
         proofs: Vec::new(),
+        groups: Vec::new(),
     };
     for (name, with_geoip) in [
         ("evaluate (signed in, aal1 route), no GeoIP", false),

@@ -36,6 +36,8 @@ pub struct Question {
     /// The proofs the user's session holds, oldest sign-in first; empty: one password proof
     /// made at `at`. The session was last active at `at` whatever their age.
     pub proofs: Vec<Proof>,
+    /// The signed-in user's groups (`--groups a,b`; a case's `groups`).
+    pub groups: Vec<String>,
 }
 
 /// Explains `q` under `cfg`; `history` is the user's risk history (empty when unknown).
@@ -190,6 +192,10 @@ pub async fn sandbox_on(live: Arc<Live>, q: &Question, history: &RiskHistory) ->
         let mut session = Session::new(user, proofs.next().unwrap_or(signed_in));
         proofs.for_each(|p| session.record(p));
         session.last_seen = q.at;
+        if !q.groups.is_empty() {
+            let sub = user.clone();
+            session.idp = Some(crate::session::IdpFacts { sub, groups: q.groups.clone(), ..Default::default() });
+        }
         let id = SessionId::generate();
         let expires = session.expires_at(cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout);
         store.put_session(&id.key(), &session, expires).await.map_err(|e| e.to_string())?;

@@ -53,6 +53,9 @@ enum Command {
         /// Signed in as this user (with a password, just now); default: nobody signed in.
         #[arg(long)]
         user: Option<String>,
+        /// The signed-in user's groups, comma-separated (what rules' `groups` see).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
         /// The client address (after trusted proxies).
         #[arg(long, default_value = "127.0.0.1")]
         ip: std::net::IpAddr,
@@ -187,7 +190,7 @@ fn real_main(cli: Cli) -> Result<()> {
             out!("{text}")?;
             Ok(())
         }
-        Command::Explain { method, url, user, ip, at, device } => {
+        Command::Explain { method, url, user, groups, ip, at, device } => {
             let cfg = config::load(&cli.config, &overrides).map_err(|e| anyhow!("{}: {e}", cli.config.display()))?;
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| anyhow!("--method '{method}' is not an HTTP method"))?;
@@ -200,7 +203,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 Some(u) => runtime()?.block_on(read_history(&cfg, u))?,
                 None => Default::default(),
             };
-            let q = stepgate::explain::Question { method, url, user, ip, at, device, proofs: Vec::new() };
+            if !groups.is_empty() && user.is_none() {
+                bail!("--groups needs --user: groups belong to a signed-in user");
+            }
+            let q = stepgate::explain::Question { method, url, user, ip, at, device, proofs: Vec::new(), groups };
             let text = runtime()?.block_on(stepgate::explain::explain(&cfg, &q, &history)).map_err(|e| anyhow!(e))?;
             out_raw!("{}", text)?;
             Ok(())

@@ -49,11 +49,15 @@ pub fn valid_user_name(name: &str) -> bool {
 struct RawUsersFile {
     #[serde(default)]
     users: BTreeMap<String, String>,
+    /// `[groups] alice = ["finance"]`: what rules' `groups` conditions see.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    groups: BTreeMap<String, Vec<String>>,
 }
 
-/// The loaded users file: user name to argon2 hash.
+/// The loaded users file: user name to argon2 hash, and users' groups.
 pub struct UsersFile {
     users: BTreeMap<String, String>,
+    groups: BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for UsersFile {
@@ -93,7 +97,12 @@ impl UsersFile {
         let text = std::fs::read_to_string(path)
             .map_err(|source| AuthnError::ReadUsersFile { path: path.to_path_buf(), source })?;
         let raw = parse_users(path, &text)?;
-        Ok(UsersFile { users: raw.users })
+        Ok(UsersFile { users: raw.users, groups: raw.groups })
+    }
+
+    /// The groups the users file gives `user` (`[groups]`).
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        self.groups.get(user).cloned().unwrap_or_default()
     }
 
     pub fn contains(&self, user: &str) -> bool {

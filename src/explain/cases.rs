@@ -121,8 +121,16 @@ fn one_line(e: &toml::de::Error) -> String {
 }
 
 fn check(raw: RawCase, cfg: &Config) -> Result<Case, String> {
-    if raw.groups.is_some() {
-        return Err("groups: stepgate has no groups yet (they come with OIDC sign-in); remove the key".to_string());
+    let groups = match &raw.groups {
+        None => Vec::new(),
+        Some(toml::Value::Array(a)) => {
+            let names: Option<Vec<String>> = a.iter().map(|v| v.as_str().map(str::to_string)).collect();
+            names.ok_or("groups: a list of group names, e.g. groups = [\"finance\"]")?
+        }
+        Some(_) => return Err("groups: a list of group names, e.g. groups = [\"finance\"]".to_string()),
+    };
+    if !groups.is_empty() && raw.user.is_none() {
+        return Err("groups: groups need a signed-in user: add user = \"...\"".to_string());
     }
     let method = raw.method.as_deref().unwrap_or("GET");
     let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
@@ -159,7 +167,7 @@ fn check(raw: RawCase, cfg: &Config) -> Result<Case, String> {
             proofs(raw.level, raw.proof_method, signed_in, at, age)?
         }
     };
-    let question = Question { method, url: raw.url, user: raw.user, ip, at, device, proofs };
+    let question = Question { method, url: raw.url, user: raw.user, ip, at, device, proofs, groups };
     Ok(Case { name: raw.name, question, expect: raw.expect, expect_rule: raw.expect_rule })
 }
 

@@ -23,6 +23,11 @@ max_age = "10m"
 name = "vault"
 path = "/vault/**"
 require = "aal3"
+[[rule]]
+name = "finance"
+path = "/finance/**"
+require = "aal1"
+groups = ["finance"]
 [default]
 require = "aal1"
 "#
@@ -94,9 +99,43 @@ fn unknown_keys_and_bad_values_name_the_file_the_case_and_the_key() {
 }
 
 #[test]
-fn groups_are_refused_until_stepgate_has_groups() {
-    let e = error("name = \"finance\"\nurl = \"/\"\nuser = \"u\"\ngroups = [\"finance\"]\nexpect = \"forward\"");
-    assert!(e.contains("case 'finance': groups: stepgate has no groups yet"), "{e}");
+fn groups_are_a_list_for_a_signed_in_user() {
+    let e = error("name = \"finance\"\nurl = \"/\"\nuser = \"u\"\ngroups = \"finance\"\nexpect = \"forward\"");
+    assert!(e.contains("case 'finance': groups: a list of group names"), "{e}");
+    let e = error("name = \"finance\"\nurl = \"/\"\ngroups = [\"finance\"]\nexpect = \"forward\"");
+    assert!(e.contains("case 'finance': groups: groups need a signed-in user"), "{e}");
+}
+
+#[tokio::test]
+async fn a_case_s_groups_meet_a_rule_s_groups() {
+    let text = r#"
+[[case]]
+name = "in finance"
+url = "/finance/report"
+user = "alice"
+groups = ["staff", "finance"]
+expect = "forward"
+[[case]]
+name = "not in finance"
+url = "/finance/report"
+user = "bob"
+groups = ["staff"]
+expect = "deny"
+[[case]]
+name = "no groups"
+url = "/finance/report"
+user = "bob"
+expect = "deny"
+"#;
+    let got: Vec<_> = verdicts(&builtin(), text).await.into_iter().map(|v| (v.decision, v.cause)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("forward", "proven".to_string()),
+            ("deny", "not_in_group".to_string()),
+            ("deny", "not_in_group".to_string()),
+        ]
+    );
 }
 
 #[test]

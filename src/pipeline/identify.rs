@@ -90,11 +90,12 @@ pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError
     let cfg = &ctx.live.config;
     let session = load_session_by(&*ctx.state.store, cfg, ctx.session_cookie.as_deref(), ctx.now, touch).await?;
     match &cfg.identity {
-        IdentitySource::Builtin { .. } => Ok(session.map(|(id, s)| Who {
-            user: s.user.clone(),
-            proofs: s.proofs.clone(),
-            session: Some((id, s)),
-            attrs: Attributes::default(),
+        IdentitySource::Builtin { .. } => Ok(session.map(|(id, s)| {
+            let mut attrs = idp_attrs(&s);
+            if let Some(users) = ctx.live.users.as_ref().and_then(|w| w.current()) {
+                attrs.groups.extend(users.groups_of(&s.user));
+            }
+            Who { user: s.user.clone(), proofs: s.proofs.clone(), session: Some((id, s)), attrs }
         })),
         IdentitySource::Oidc(_) => Ok(session.map(|(id, s)| Who {
             user: s.user.clone(),
@@ -115,7 +116,8 @@ pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError
     }
 }
 
-/// What rules' conditions see of a session signed in at an identity provider.
+/// What rules' conditions see of a session's identity-provider facts (an OIDC sign-in; the
+/// groups `explain --groups` gives its sandbox session).
 fn idp_attrs(s: &Session) -> Attributes {
     let Some(idp) = &s.idp else { return Attributes::default() };
     Attributes {

@@ -241,3 +241,27 @@ async fn forged_or_misaddressed_id_tokens_are_refused() {
         }
     }
 }
+
+#[tokio::test]
+async fn builtin_users_file_groups_allow_and_deny() {
+    use crate::support::{Harness, Options, PASSWORD, USER};
+    let h = Harness::with(Options { rules: RULES.to_string(), ..Default::default() }).await;
+    let users = h.dir.path().join("users.toml");
+    stepgate::authn::password::add_user(&users, "bob", "bob's long password").unwrap();
+    let text = std::fs::read_to_string(&users).unwrap();
+    std::fs::write(&users, format!("{text}\n[groups]\n{USER} = [\"finance\"]\n")).unwrap();
+    // add_user keeps the groups (the file is rewritten whole).
+    stepgate::authn::password::add_user(&users, "carol", "carol's long password").unwrap();
+    assert!(std::fs::read_to_string(&users).unwrap().contains("[groups]"));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // the users file is re-read
+    let mut alice = h.client();
+    let r = alice.sign_in_returning(USER, PASSWORD, "/").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(alice.get("/echo/finance/x").await.status, StatusCode::OK, "alice is in finance");
+    let mut bob = h.client();
+    let r = bob.sign_in_returning("bob", "bob's long password", "/").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = bob.get("/echo/finance/x").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "bob is in no group: {}", r.body);
+    assert_eq!(bob.get("/echo").await.status, StatusCode::OK);
+}

@@ -1,5 +1,5 @@
 //! `stepgate test-policy` as CI runs it: the repository's example case file against its example
-//! config, and the same file with one expectation changed, broken, or asking for groups.
+//! config, and the same file with one expectation changed, broken, or with groups not written as a list.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -90,11 +90,11 @@ fn a_broken_case_file_exits_2_naming_the_file_case_and_key() {
     let cases = edited(
         dir.path(),
         "user = \"alice\"\nexpect = \"forward\"\nexpect_rule = \"default\"\n\n# Payments",
-        "user = \"alice\"\ngroups = [\"staff\"]\nexpect = \"forward\"\n\n# Payments",
+        "user = \"alice\"\ngroups = \"staff\"\nexpect = \"forward\"\n\n# Payments",
     );
     let (code, _, err) = test_policy(&repo("config.toml"), &cases);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("case 'a signed-in user reads a page': groups: stepgate has no groups yet"), "{err}");
+    assert!(err.contains("case 'a signed-in user reads a page': groups: a list of group names"), "{err}");
 
     // A config that does not load is the same kind of failure: nothing was tested.
     let config = dir.path().join("config.toml");
