@@ -246,15 +246,13 @@ async fn check_recovery(ctx: &Ctx, user: &str, code: &str) -> Result<Result<(), 
     }
 }
 
-/// "Continue at your identity provider": a step-up at the IdP for what the challenged request
+/// "Continue at your identity provider" (a link, GET: the page's CSP `form-action 'self'`
+/// would stop a form's redirect to the IdP; the `state` cookie binds the round trip): a step-up at the IdP for what the challenged request
 /// needs (`acr_values` from its level, `max_age` from its rule). The proof counts only if what
 /// comes back reaches it (see `oidc::flow::callback`).
-pub async fn submit_idp(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
-    let (parts, body) = req.into_parts();
-    let form = forms::read(body).await?;
-    csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
-    let return_to = return_to::sanitize(form.get("return"));
-    let challenged = challenged_method(form.get("method"));
+pub async fn submit_idp(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
+    let return_to = return_to::sanitize(&login::query_param(ctx, "return").unwrap_or_default());
+    let challenged = challenged_method(&login::query_param(ctx, "method").unwrap_or_default());
     let Some(who) = who(ctx).await? else {
         return Ok(redirect(&page_url(Need::SignIn, &return_to), &[]));
     };
@@ -262,7 +260,7 @@ pub async fn submit_idp(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     if !allowed(&need, AuthMethod::Idp) {
         stepup_audit(ctx, Kind::StepUp, &who.user, "fail", "method not allowed for this route");
         let msg = "This action cannot be confirmed at your identity provider.";
-        return render(ctx, &parts.headers, &challenged, &return_to, Some((msg, StatusCode::FORBIDDEN))).await;
+        return render(ctx, headers, &challenged, &return_to, Some((msg, StatusCode::FORBIDDEN))).await;
     }
     let step_up = crate::oidc::flow::StepUpNeed { user: &who.user, level: need.level, max_age: need.max_age };
     crate::oidc::flow::start(ctx, &return_to, Some(step_up)).await

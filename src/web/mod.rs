@@ -50,7 +50,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/ready") => Ok(ready(ctx).await),
         (&Method::GET | &Method::HEAD, "/login") => login::show(ctx, req.headers(), None).await,
         (&Method::POST, "/login") => login::submit(ctx, req).await,
-        (&Method::POST, "/challenge/idp") => challenge::submit_idp(ctx, req).await,
+        (&Method::GET | &Method::HEAD, "/challenge/idp") => challenge::submit_idp(ctx, req.headers()).await,
         (&Method::POST, "/logout") => login::logout(ctx, req).await,
         (&Method::GET | &Method::HEAD, "/challenge") => challenge::show(ctx, req.headers(), None).await,
         (&Method::POST, "/challenge/totp") => challenge::submit_totp(ctx, req).await,

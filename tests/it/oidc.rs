@@ -86,9 +86,8 @@ async fn to_step_up(
     let page = gw.browse(r.location()).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Continue at your identity provider"), "{}", page.body);
-    let csrf = page.csrf();
-    let r =
-        gw.post_form("/.stepgate/challenge/idp", &[("csrf", &csrf), ("return", "/transfer"), ("method", "GET")]).await;
+    assert!(page.body.contains("href=\"/.stepgate/challenge/idp?return=%2Ftransfer&amp;method=GET\""), "{}", page.body);
+    let r = gw.browse("/.stepgate/challenge/idp?return=%2Ftransfer&method=GET").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let loc = r.location().to_string();
     assert!(loc.contains("acr_values=aal2"), "{loc}");
@@ -143,10 +142,7 @@ async fn a_lax_idp_that_ignores_acr_values_or_max_age_is_refused() {
     p.set_lax(true).await;
     let r = gw.browse("/transfer").await;
     assert_eq!(r.status, StatusCode::FOUND, "max_age passed");
-    let page = gw.browse(r.location()).await;
-    let csrf = page.csrf();
-    let r =
-        gw.post_form("/.stepgate/challenge/idp", &[("csrf", &csrf), ("return", "/transfer"), ("method", "GET")]).await;
+    let r = gw.browse("/.stepgate/challenge/idp?return=%2Ftransfer&method=GET").await;
     let AtIdp::Back(back) = visit(&mut browser, r.location()).await else { panic!("a lax IdP does not ask") };
     let r = gw.browse(&back).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "stale auth_time refused: {}", r.body);
