@@ -1,8 +1,8 @@
 //! Configuration: raw TOML (`raw`) validated into `Config`. Every error names the key and the reason.
 
 pub mod admin;
+pub mod idp;
 pub mod observe;
-pub mod oidc;
 pub mod raw;
 pub mod tls;
 
@@ -63,7 +63,7 @@ pub enum Identity {
     /// A header set by a trusted proxy (taken only from `trusted_proxies`).
     Header { header: http::HeaderName },
     /// OpenID Connect: sign-in (and step-up) at the identity provider.
-    Oidc(Box<oidc::OidcConfig>),
+    Oidc(Box<idp::OidcConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -262,7 +262,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             }
             Identity::Header { header }
         }
-        "oidc" => Identity::Oidc(Box::new(oidc::parse(&raw.identity, base)?)),
+        "oidc" => Identity::Oidc(Box::new(idp::parse(&raw.identity, base)?)),
         other => {
             return Err(ConfigError::new(
                 "identity.source",

@@ -86,7 +86,7 @@ pub struct RawIdentity {
     /// `header` source: a header listing the user's groups (comma-separated), trusted proxies only.
     #[serde(default)]
     pub groups_header: Option<String>,
-    // The `oidc` source (see `oidc::config`).
+    // The `oidc` source (see `config::idp`).
     #[serde(default)]
     pub issuer: Option<String>,
     #[serde(default)]

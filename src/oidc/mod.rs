@@ -1,15 +1,14 @@
 //! OpenID Connect relying party (`identity.source = "oidc"`): discovery with the provider's
-//! keys, the authorization-code flow with PKCE, `state` and `nonce` (`flow`), and what a
-//! verified ID token proves (`token`).
+//! keys and the HTTP client to it, and what a verified ID token proves (`token`). The
+//! authorization-code flow itself is a gateway page: `web::oidc_flow`.
 //!
 //! Fail closed: until discovery has succeeded, sign-in and step-up at the IdP answer 503
 //! (retried in the background); routes that need nobody keep working.
 
-pub mod flow;
 pub mod http_client;
 pub mod token;
 
-use crate::config::oidc::OidcConfig;
+use crate::config::idp::OidcConfig;
 use openidconnect::core::CoreProviderMetadata;
 use openidconnect::IssuerUrl;
 use std::sync::{Arc, RwLock};

@@ -2,7 +2,7 @@
 //! `auth_time`, the IdP session (`sid`), groups and claims.
 
 use crate::clock::UnixTime;
-use crate::config::oidc::OidcConfig;
+use crate::config::idp::OidcConfig;
 use crate::policy::level::Level;
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -96,7 +96,7 @@ mod tests {
             groups_claim: Some("groups".into()),
             ..Default::default()
         };
-        crate::config::oidc::parse(&raw, std::path::Path::new(".")).unwrap()
+        crate::config::idp::parse(&raw, std::path::Path::new(".")).unwrap()
     }
 
     fn claims(v: Value) -> Map<String, Value> {

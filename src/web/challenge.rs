@@ -262,6 +262,6 @@ pub async fn submit_idp(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
         let msg = "This action cannot be confirmed at your identity provider.";
         return render(ctx, headers, &challenged, &return_to, Some((msg, StatusCode::FORBIDDEN))).await;
     }
-    let step_up = crate::oidc::flow::StepUpNeed { user: &who.user, level: need.level, max_age: need.max_age };
-    crate::oidc::flow::start(ctx, &return_to, Some(step_up)).await
+    let step_up = crate::web::oidc_flow::StepUpNeed { user: &who.user, level: need.level, max_age: need.max_age };
+    crate::web::oidc_flow::start(ctx, &return_to, Some(step_up)).await
 }

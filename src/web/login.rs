@@ -20,7 +20,7 @@ pub fn query_param(ctx: &Ctx, name: &str) -> Option<String> {
 pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCode, &str)>) -> WebResult {
     if ctx.live.oidc.is_some() {
         let return_to = return_to::sanitize(&query_param(ctx, "return").unwrap_or_default());
-        return crate::oidc::flow::start(ctx, &return_to, None).await;
+        return crate::web::oidc_flow::start(ctx, &return_to, None).await;
     }
     if !ctx.live.config.identity_is_builtin() {
         return Err(WebError::BadForm("sign-in happens at the identity proxy in front of this gateway"));

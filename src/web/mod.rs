@@ -9,6 +9,7 @@ pub mod factors;
 pub mod forms;
 pub mod login;
 pub mod new_codes;
+pub mod oidc_flow;
 pub mod pages;
 pub mod passkeys;
 pub mod return_to;
@@ -31,7 +32,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     if let Some(oidc) = &ctx.live.oidc {
         let callback = &oidc.cfg.redirect_path[crate::pipeline::PREFIX.len()..];
         if sub == callback.to_ascii_lowercase() && matches!(method, Method::GET | Method::HEAD) {
-            return crate::oidc::flow::callback(ctx, req.headers()).await.unwrap_or_else(|e| e.into_response(ctx));
+            return crate::web::oidc_flow::callback(ctx, req.headers()).await.unwrap_or_else(|e| e.into_response(ctx));
         }
     }
     let result = match (&method, sub.as_str()) {

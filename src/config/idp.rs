@@ -1,5 +1,5 @@
 //! `[identity] source = "oidc"`: the relying party's settings, validated (errors name the key).
-//! Used by `crate::oidc`.
+//! Used by the relying party (the `oidc` module).
 
 use crate::authn::assurance::AssuranceMap;
 use crate::config::raw::RawIdentity;

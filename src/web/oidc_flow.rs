@@ -5,10 +5,10 @@
 //! The pending request is kept server-side under a hash of `state` and taken once (a replayed
 //! `state` finds nothing); a cookie holding `state` binds it to the browser that started it.
 
-use super::token::{self, Proven};
-use super::{Discovered, Oidc};
 use crate::audit::Kind;
 use crate::metrics::labels::{SignInResult, StepUpResult};
+use crate::oidc::token::{self, Proven};
+use crate::oidc::{Discovered, Oidc};
 use crate::pipeline::Ctx;
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::respond::error_page;
@@ -54,7 +54,7 @@ fn oidc_of(ctx: &Ctx) -> Result<Arc<Oidc>, WebError> {
     ctx.live.oidc.clone().ok_or(WebError::BadForm("sign-in at an identity provider is not configured"))
 }
 
-fn unavailable(ctx: &Ctx, e: &super::OidcError) -> WebResult {
+fn unavailable(ctx: &Ctx, e: &crate::oidc::OidcError) -> WebResult {
     tracing::warn!(request_id = %ctx.request_id, error = %e, "OIDC sign-in unavailable");
     Ok(error_page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -203,7 +203,7 @@ pub async fn callback(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
     let tokens = match exchange.request_async(oidc.http()).await {
         Ok(t) => t,
         Err(e) => {
-            tracing::warn!(request_id = %ctx.request_id, error = %super::error_chain(&e), "OIDC code exchange failed");
+            tracing::warn!(request_id = %ctx.request_id, error = %crate::oidc::error_chain(&e), "OIDC code exchange failed");
             return refuse(ctx, who, stepping, "the code exchange failed");
         }
     };
