@@ -244,6 +244,12 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     }
     let upstream = parse_upstream(&raw.upstream)?;
     let store = crate::store::config::parse(&raw.store, base)?;
+    if raw.identity.groups_header.is_some() {
+        return Err(ConfigError::new(
+            "identity.groups_header",
+            "not supported yet: groups come from the users file or the ID token",
+        ));
+    }
     let identity = match raw.identity.source.as_str() {
         "builtin" => Identity::Builtin { users_file: base.join(&raw.identity.users_file) },
         "header" => {

@@ -86,7 +86,7 @@ async fn to_step_up(
     let page = gw.browse(r.location()).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Continue at your identity provider"), "{}", page.body);
-    assert!(page.body.contains("href=\"/.stepgate/challenge/idp?return=%2Ftransfer&amp;method=GET\""), "{}", page.body);
+    assert!(page.body.contains("href=\"/.stepgate/challenge/idp?return=/transfer&amp;method=GET\""), "{}", page.body);
     let r = gw.browse("/.stepgate/challenge/idp?return=%2Ftransfer&method=GET").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let loc = r.location().to_string();
