@@ -25,6 +25,9 @@ pub enum Kind {
     Shadow,
     /// A config reload, applied or refused.
     ConfigReload,
+    /// A request of a `bind = "transaction"` rule: kept, confirmed, forwarded or refused,
+    /// with its digest and the rendered confirmation.
+    Transaction,
 }
 
 impl Kind {
@@ -42,6 +45,7 @@ impl Kind {
             Kind::UserAdmin => "user_admin",
             Kind::Shadow => "shadow",
             Kind::ConfigReload => "config_reload",
+            Kind::Transaction => "transaction",
         }
     }
 }
@@ -120,6 +124,62 @@ fn reload_line(r: &Reload<'_>, at: std::time::SystemTime) -> Vec<u8> {
         rules_changed: r.changed,
     };
     crate::log_line::render("audit", &fields, at, 512)
+}
+
+/// A transaction record (`bind = "transaction"`): what was confirmed, by its digest.
+pub struct Transaction<'a> {
+    pub request_id: &'a str,
+    pub user: &'a str,
+    pub client_ip: IpAddr,
+    pub rule: &'a str,
+    /// `kept`, `confirmed`, `forward`, `refused`.
+    pub decision: &'static str,
+    /// A fixed reason code.
+    pub reason: &'static str,
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub digest: &'a str,
+    /// The rendered confirmation (request data, as the user saw it), if the rule has `confirm`.
+    pub confirmation: Option<&'a str>,
+}
+
+pub fn emit_transaction(t: &Transaction<'_>) {
+    if !SINK.is_installed() {
+        return;
+    }
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        kind: Kind,
+        request_id: &'a str,
+        user: &'a str,
+        client_ip: IpAddr,
+        rule: &'a str,
+        decision: &'a str,
+        reason: &'a str,
+        method: &'a str,
+        host: &'a str,
+        path: &'a str,
+        transaction: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confirmation: Option<&'a str>,
+    }
+    let path = t.path.split('?').next().unwrap_or("");
+    let fields = Fields {
+        kind: Kind::Transaction,
+        request_id: t.request_id,
+        user: t.user,
+        client_ip: t.client_ip.to_canonical(),
+        rule: t.rule,
+        decision: t.decision,
+        reason: t.reason,
+        method: t.method,
+        host: t.host,
+        path,
+        transaction: t.digest,
+        confirmation: t.confirmation,
+    };
+    SINK.send(&crate::log_line::render("audit", &fields, std::time::SystemTime::now(), 1024));
 }
 
 /// One audit line: this runs on every protected request.

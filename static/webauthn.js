@@ -85,6 +85,7 @@
     var csrf = button.dataset.csrf;
     var ret = button.dataset.return || "/";
     var method = button.dataset.method || "GET";
+    var kept = button.dataset.kept || "";
     say("Follow your browser's prompt to use your passkey…", false);
     var start = await post("/.stepgate/webauthn/auth/start", csrf, { return: ret });
     var pk = start.options.publicKey;
@@ -95,6 +96,7 @@
       ceremony: start.ceremony,
       return: ret,
       method: method,
+      kept: kept,
       credential: {
         id: a.id,
         rawId: bufToB64u(a.rawId),

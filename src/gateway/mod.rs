@@ -4,6 +4,7 @@
 
 pub mod facts;
 pub mod forward_auth;
+pub mod kept;
 pub mod record;
 pub mod stepup;
 pub mod tunnel;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use crate::pipeline::{is_gateway_path, PREFIX};
+pub use crate::pipeline::kept::KEPT_PATH;
 
 pub const X_USER: HeaderName = HeaderName::from_static("x-stepgate-user");
 pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");
@@ -64,9 +66,18 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         // Evaluated and recorded as the request the front proxy asks about.
         return forward_auth::answer(&ctx, req.headers(), question, started).await;
     }
-    let eval = evaluate(&ctx, Pass::Request).await;
+    let mut eval = evaluate(&ctx, Pass::Request).await;
+    if kept::applies(&ctx, &eval) {
+        // A body-carrying request that needs a step-up, or one for a bound rule.
+        let resp = kept::act(&ctx, req, &mut eval).await;
+        record::audit_decision(&ctx, &eval);
+        return record::finish(&ctx, &eval, record::Mode::Proxy, resp, started);
+    }
     record::audit_decision(&ctx, &eval);
     let resp = match eval.outcome.clone() {
+        Outcome::GatewayPage if ctx.path.as_str() == KEPT_PATH && ctx.method == http::Method::GET => {
+            return kept::replay(&ctx, started).await
+        }
         Outcome::GatewayPage => crate::web::handle(&ctx, req).await,
         Outcome::MethodRefused => method_not_allowed(ctx.reply()),
         Outcome::Forward { .. } => {
@@ -79,7 +90,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
                 true => Upgrade::WebSocket { close_when: tunnel_watch(&ctx, &eval) },
                 false => Upgrade::No,
             };
-            forward(&ctx, req, &eval, upgrade).await
+            forward(&ctx, req.map(body::from_client), &eval, upgrade, None).await
         }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, stepup::SendTo::Redirect),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, stepup::SendTo::Redirect),
@@ -158,6 +169,16 @@ pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
 pub fn store_unavailable(ctx: &Ctx, eval: &Evaluation<'_>) -> Response<Body> {
     let error = eval.store_error.as_ref().map(ToString::to_string).unwrap_or_default();
     tracing::error!(request_id = %ctx.request_id, error = %error, "store unavailable; protected route refused");
+    unavailable_page(ctx)
+}
+
+/// `store_unavailable` for a store error met while acting (keeping or replaying a request).
+pub fn store_unavailable_error(ctx: &Ctx, e: &crate::store::StoreError) -> Response<Body> {
+    tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable; kept request refused");
+    unavailable_page(ctx)
+}
+
+fn unavailable_page(ctx: &Ctx) -> Response<Body> {
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Temporarily unavailable",
@@ -207,7 +228,15 @@ pub fn identity_headers(who: Option<&Who>, scored: &Scored, public: bool) -> Vec
     out
 }
 
-async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, upgrade: Upgrade) -> Response<Body> {
+/// Forwards upstream with the gateway's identity headers (the client's `X-Stepgate-*` gone);
+/// `transaction`: the digest of the confirmed request (`X-Stepgate-Transaction`).
+async fn forward(
+    ctx: &Ctx,
+    mut req: Request<Body>,
+    eval: &Evaluation<'_>,
+    upgrade: Upgrade,
+    transaction: Option<&str>,
+) -> Response<Body> {
     let cfg = &ctx.live.config;
     let identity_header = match &cfg.identity {
         crate::config::Identity::Header { header } => Some(header.clone()),
@@ -224,6 +253,9 @@ async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, u
     for (name, value) in identity_headers(eval.who.as_ref(), &eval.scored, eval.public) {
         headers.insert(name, value);
     }
+    if let Some(v) = transaction.and_then(|t| HeaderValue::from_str(t).ok()) {
+        headers.insert(crate::pipeline::kept::X_TRANSACTION, v);
+    }
     let proto = if cfg.public.https { "https" } else { "http" };
     // The chain grows by the hop that connected to us, not by the client address read from it.
     set_forwarded(headers, ctx.conn.peer.ip(), proto, &ctx.host, ctx.peer_trusted);
@@ -231,7 +263,7 @@ async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, u
         headers.insert(X_REQUEST_ID, v);
     }
     let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade };
-    match ctx.live.upstream.forward(req.map(body::from_client), target).await {
+    match ctx.live.upstream.forward(req, target).await {
         Ok(resp) => resp,
         Err(e) => {
             ctx.state.metrics.upstream_error(&e);

@@ -24,10 +24,34 @@ pub enum SendTo {
 }
 
 pub fn respond(ctx: &Ctx, need: &Requirement, kind: Need, send_to: SendTo) -> Response<Body> {
-    let url = page_url_for(kind, &ctx.path_and_query(), &ctx.method);
-    if ctx.navigation && send_to == SendTo::Redirect {
+    respond_kept(ctx, need, kind, send_to, None)
+}
+
+/// A request the gateway kept (`pipeline::kept`): the page URL carries its id, a browser form
+/// is sent there with 303 (the browser comes back with GET), and the 401 body has
+/// `challenge_id` for the client to retry with (`X-Stepgate-Confirmation`).
+pub struct KeptRef<'a> {
+    pub id: &'a str,
+    /// A browser form submission (sent to the page), not `fetch` or an API client.
+    pub form: bool,
+}
+
+pub fn respond_kept(
+    ctx: &Ctx,
+    need: &Requirement,
+    kind: Need,
+    send_to: SendTo,
+    kept: Option<KeptRef<'_>>,
+) -> Response<Body> {
+    let mut url = page_url_for(kind, &ctx.path_and_query(), &ctx.method);
+    if let Some(k) = &kept {
+        url.push_str("&kept=");
+        url.push_str(k.id);
+    }
+    let form = kept.as_ref().is_some_and(|k| k.form);
+    if (ctx.navigation || form) && send_to == SendTo::Redirect {
         let mut resp = Response::new(body::empty());
-        *resp.status_mut() = StatusCode::FOUND;
+        *resp.status_mut() = if form { StatusCode::SEE_OTHER } else { StatusCode::FOUND };
         page_headers(resp.headers_mut());
         if let Ok(v) = HeaderValue::from_str(&url) {
             resp.headers_mut().insert(LOCATION, v);
@@ -45,6 +69,9 @@ pub fn respond(ctx: &Ctx, need: &Requirement, kind: Need, send_to: SendTo) -> Re
     let allowed = need.allow.as_ref().map(|a| a.iter().map(|m| m.as_str()).collect::<Vec<_>>());
     extra.insert("allowed_methods".into(), allowed.into());
     extra.insert("challenge_url".into(), format!("{}{}", ctx.live.config.public.origin, url).into());
+    if let Some(k) = &kept {
+        extra.insert("challenge_id".into(), k.id.into());
+    }
     let description = match kind {
         Need::SignIn => "sign in first",
         Need::StepUp => "a stronger or more recent proof is required",

@@ -13,6 +13,7 @@
 
 pub mod ctx;
 pub mod identify;
+pub mod kept;
 pub mod risk;
 pub mod route;
 

@@ -37,6 +37,11 @@ pub enum Cause {
     WorkloadNotAllowed,
     /// Refused: the certificate or token was issued longer ago than `max_credential_age`.
     CredentialTooOld,
+    /// Step-up needed: the rule binds the transaction (`bind = "transaction"`) and no proof
+    /// was made for this request (each confirms one request body, once).
+    TransactionUnconfirmed,
+    /// Refused: the request body is too big (or an upload) to be kept across a challenge.
+    BodyNotKept,
 }
 
 impl Cause {
@@ -58,11 +63,13 @@ impl Cause {
             Cause::MissingScope => "insufficient_scope",
             Cause::WorkloadNotAllowed => "workload_not_allowed",
             Cause::CredentialTooOld => "credential_too_old",
+            Cause::TransactionUnconfirmed => "transaction_unconfirmed",
+            Cause::BodyNotKept => "body_not_kept",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 16] = [
+    pub const ALL: [Cause; 18] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -79,6 +86,8 @@ impl Cause {
         Cause::MissingScope,
         Cause::WorkloadNotAllowed,
         Cause::CredentialTooOld,
+        Cause::TransactionUnconfirmed,
+        Cause::BodyNotKept,
     ];
 }
 

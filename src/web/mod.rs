@@ -24,6 +24,8 @@ use hyper::body::Incoming;
 
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
+const CLIENT_JS: &str = include_str!("../../static/stepgate-client.js");
+const DONE_JS: &str = include_str!("../../static/done.js");
 
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let sub = ctx.path.as_str()[crate::pipeline::PREFIX.len()..].to_ascii_lowercase();
@@ -33,6 +35,10 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/static/webauthn.js") => {
             Ok(static_file(WEBAUTHN_JS, "text/javascript; charset=utf-8"))
         }
+        (&Method::GET | &Method::HEAD, "/static/stepgate-client.js") => {
+            Ok(static_file(CLIENT_JS, "text/javascript; charset=utf-8"))
+        }
+        (&Method::GET | &Method::HEAD, "/static/done.js") => Ok(static_file(DONE_JS, "text/javascript; charset=utf-8")),
         (&Method::GET | &Method::HEAD, "/recovery-codes") => new_codes::show(ctx, req.headers()).await,
         (&Method::POST, "/webauthn/register/start") => passkeys::register_start(ctx, req).await,
         (&Method::POST, "/webauthn/register/finish") => passkeys::register_finish(ctx, req).await,
@@ -81,6 +87,17 @@ pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &'s
         request: None,
         expired_rule: None,
     });
+}
+
+/// The page an API client's popup lands on after the proof: confirmed, the app retries.
+/// It closes itself when it is a popup (`done.js`); else it says to go back.
+pub fn kept_done(ctx: &Ctx, k: &crate::pipeline::kept::Kept) -> Response<Body> {
+    let what = k.confirmation.clone().unwrap_or_else(|| "the action".to_string());
+    let page = pages::DonePage { what: &what };
+    match pages::html(&page, StatusCode::OK, &[]) {
+        Ok(r) => r,
+        Err(e) => e.into_response(ctx),
+    }
 }
 
 /// How long the readiness probe may take before the store counts as not ready.

@@ -63,6 +63,12 @@ pub struct ChallengePage<'a> {
     /// The user holds passkeys and the route accepts them.
     pub offer_webauthn: bool,
     pub error: Option<&'a str>,
+    /// The kept request's id (`&kept=`), carried through the forms.
+    pub kept: &'a str,
+    /// What is being confirmed, for a kept request.
+    pub confirming: Option<Confirming<'a>>,
+    /// In plain words: what the proof is for ("to transfer money").
+    pub purpose: &'a str,
 }
 
 #[derive(Template)]
@@ -115,4 +121,19 @@ pub struct MessagePage<'a> {
     pub text: &'a str,
     pub link: &'a str,
     pub link_text: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "done.html")]
+pub struct DonePage<'a> {
+    /// What was confirmed (the rendered confirmation, or "the action").
+    pub what: &'a str,
+}
+
+/// What a kept request confirms, as the challenge page shows it.
+pub struct Confirming<'a> {
+    /// The rendered `confirm` text (`Transfer 10 to bob`), if the rule has one.
+    pub text: Option<&'a str>,
+    /// The raw fields, shown beside it.
+    pub fields: &'a [(String, String)],
 }

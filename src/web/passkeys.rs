@@ -186,6 +186,9 @@ pub struct AuthFinish {
     /// The method of the challenged request (see `challenge::requirement_for`); GET if absent.
     #[serde(default)]
     method: String,
+    /// The kept request the proof is for (`pipeline::kept`); empty: none.
+    #[serde(default)]
+    kept: String,
 }
 
 pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
@@ -232,10 +235,14 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     };
     store.put_factors(&who.user, &factors).await?;
     store.reset_counter(&fail_key).await?;
+    let kept = crate::web::challenge::kept_of(ctx, &who, &input.kept).await?;
     let proof = Proof { level: asserted.level, method: AuthMethod::Webauthn, auth_time: ctx.now };
-    let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof, who.session).await?;
     let reason = if asserted.level >= crate::policy::level::Level::Aal3 { "webauthn aal3" } else { "webauthn aal2" };
     audit_event(ctx, Kind::StepUp, &who.user, "success", reason);
     ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Success);
-    Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": return_to}), &cookies))
+    let confirmed =
+        crate::web::challenge::confirm_kept(ctx, kept.as_ref(), &input.kept, &who.user, &new_key).await?;
+    let redirect = crate::web::challenge::after_proof(&return_to, confirmed.then_some(input.kept.as_str()));
+    Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": redirect}), &cookies))
 }
