@@ -6,6 +6,7 @@ mod support;
 mod access_log;
 mod auth_endpoint;
 mod browser;
+mod browser_transfer;
 mod cli;
 mod csrf;
 mod forward_auth;
