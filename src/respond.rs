@@ -88,8 +88,10 @@ pub fn refusal(
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{code} {title}</title>\
              <link rel=\"stylesheet\" href=\"/.stepgate/static/style.css\"></head>\n\
-             <body><main class=\"error\"><h1>{title}</h1><p>{detail}</p>\
-             <p class=\"request-id\">Request id: <code>{id}</code></p></main></body></html>\n"
+             <body><main class=\"problem\"><p class=\"brand\">stepgate</p><h1>{title}</h1><p>{detail}</p>\
+             <p><a href=\"/\">Back to the start page</a> · <a href=\"/.stepgate/account\">Your sign-in settings</a></p>\
+             <p class=\"request-id small\">If you ask for help, give this request id: <code>{id}</code></p>\
+             </main></body></html>\n"
         );
         ("text/html; charset=utf-8", page)
     };

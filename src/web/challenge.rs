@@ -171,7 +171,7 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, asked: &Asked<'_>, error: Option
 /// What the proof is for, in plain words.
 fn purpose(kept: Option<&Kept>, method: &Method) -> &'static str {
     match (kept, method) {
-        (Some(k), _) if k.confirmation.is_some() => "to confirm this action",
+        (Some(k), _) if k.confirmation.is_some() => "to approve this",
         (Some(_), _) => "to send the form you filled in",
         (None, &Method::GET) => "to open this page",
         (None, _) => "to do this",

@@ -26,6 +26,7 @@ const STYLE_CSS: &str = include_str!("../../static/style.css");
 const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
 const CLIENT_JS: &str = include_str!("../../static/stepgate-client.js");
 const DONE_JS: &str = include_str!("../../static/done.js");
+const CODES_JS: &str = include_str!("../../static/codes.js");
 
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let sub = ctx.path.as_str()[crate::pipeline::PREFIX.len()..].to_ascii_lowercase();
@@ -39,6 +40,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             Ok(static_file(CLIENT_JS, "text/javascript; charset=utf-8"))
         }
         (&Method::GET | &Method::HEAD, "/static/done.js") => Ok(static_file(DONE_JS, "text/javascript; charset=utf-8")),
+        (&Method::GET | &Method::HEAD, "/static/codes.js") => Ok(static_file(CODES_JS, "text/javascript; charset=utf-8")),
         (&Method::GET | &Method::HEAD, "/recovery-codes") => new_codes::show(ctx, req.headers()).await,
         (&Method::POST, "/webauthn/register/start") => passkeys::register_start(ctx, req).await,
         (&Method::POST, "/webauthn/register/finish") => passkeys::register_finish(ctx, req).await,

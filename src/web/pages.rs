@@ -89,6 +89,8 @@ pub struct EnrollTotpPage<'a> {
 pub struct RecoveryCodesPage<'a> {
     pub codes: &'a [String],
     pub return_to: &'a str,
+    /// The codes as a text file (the download link).
+    pub download: &'a str,
 }
 
 #[derive(Template)]
