@@ -87,7 +87,7 @@
     var method = button.dataset.method || "GET";
     var kept = button.dataset.kept || "";
     say("Follow your browser's prompt to use your passkey…", false);
-    var start = await post("/.stepgate/webauthn/auth/start", csrf, { return: ret });
+    var start = await post("/.stepgate/webauthn/auth/start", csrf, { return: ret, kept: kept });
     var pk = start.options.publicKey;
     pk.challenge = b64uToBuf(pk.challenge);
     pk.allowCredentials = withIds(pk.allowCredentials);

@@ -160,6 +160,9 @@ pub async fn register_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
 pub struct AuthStart {
     #[serde(rename = "return")]
     return_to: String,
+    /// The kept request to confirm: the challenge is derived from its digest.
+    #[serde(default)]
+    kept: String,
 }
 
 pub async fn auth_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
@@ -171,7 +174,9 @@ pub async fn auth_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let store = &*ctx.state.store;
     let factors = store.get_factors(&who.user).await?;
     let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
-    match wa::start_authentication(webauthn, store, &who.user, &factors.webauthn, ctx.now).await {
+    let kept = crate::web::challenge::kept_of(ctx, &who, &input.kept).await?;
+    let tx = kept.as_ref().map(|k| k.digest.as_str());
+    match wa::start_authentication(webauthn, store, &who.user, &factors.webauthn, ctx.now, tx).await {
         Ok((ceremony, options)) => Ok(reply(StatusCode::OK, json!({"ceremony": ceremony, "options": options}), &[])),
         Err(e) => ceremony_refusal(ctx, &who.user, e),
     }
@@ -212,6 +217,7 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     }
     let mut factors = store.get_factors(&who.user).await?;
     let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
+    let kept = crate::web::challenge::kept_of(ctx, &who, &input.kept).await?;
     let asserted = match wa::finish_authentication(
         webauthn,
         store,
@@ -220,6 +226,7 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
         &input.credential,
         &mut factors.webauthn,
         ctx.now,
+        kept.as_ref().map(|k| k.digest.as_str()),
     )
     .await
     {
@@ -235,7 +242,6 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     };
     store.put_factors(&who.user, &factors).await?;
     store.reset_counter(&fail_key).await?;
-    let kept = crate::web::challenge::kept_of(ctx, &who, &input.kept).await?;
     let proof = Proof { level: asserted.level, method: AuthMethod::Webauthn, auth_time: ctx.now };
     let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof, who.session).await?;
     let reason = if asserted.level >= crate::policy::level::Level::Aal3 { "webauthn aal3" } else { "webauthn aal2" };
