@@ -36,6 +36,8 @@ pub struct Config {
     pub signin: Signin,
     pub totp: Totp,
     pub routes: RouteTable,
+    /// `routes.keep_body_max`: the largest body kept across a challenge, in bytes.
+    pub keep_body_max: usize,
     pub risk: RiskConfig,
     /// None: WebAuthn is off (`webauthn.enabled = false`).
     pub webauthn: Option<WebauthnConfig>,
@@ -281,6 +283,15 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         max_failures: positive("totp.max_failures", raw.totp.max_failures)?,
         failure_window: parse_duration("totp.failure_window", &raw.totp.failure_window)?,
     };
+    let keep_body_max = match raw.routes.keep_body_max.unwrap_or(64 * 1024) {
+        n @ 1..=1_048_576 => n as usize,
+        _ => {
+            return Err(ConfigError::new(
+                "routes.keep_body_max",
+                "must be 1 to 1048576 bytes (1 MiB): kept bodies are held in the store while the user confirms",
+            ))
+        }
+    };
     let routes =
         RouteTable::build_with(&raw.rules, &raw.default, raw.routes.case_sensitive, &raw.routes.extension_methods)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
@@ -309,6 +320,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         signin,
         totp,
         routes,
+        keep_body_max,
         risk,
         webauthn,
         metrics,

@@ -154,6 +154,10 @@ pub struct RawRoutes {
     /// Methods beyond the standard ones that rules may name (e.g. WebDAV's `PROPFIND`).
     #[serde(default)]
     pub extension_methods: Vec<String>,
+    /// The largest request body (bytes) kept across a challenge (`Confirming actions`);
+    /// default 65536.
+    #[serde(default)]
+    pub keep_body_max: Option<u64>,
 }
 
 fn d_header_timeout() -> String {

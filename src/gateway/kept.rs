@@ -11,7 +11,7 @@
 use super::stepup::{self, KeptRef, SendTo};
 use super::{forward, record};
 use crate::body::{self, Body};
-use crate::pipeline::kept::{self, Kept, Via, KEPT_TTL, MAX_KEPT_BODY, X_CONFIRMATION};
+use crate::pipeline::kept::{self, Kept, Via, KEPT_TTL, X_CONFIRMATION};
 use crate::pipeline::{evaluate, Ctx, Evaluation, Outcome, Pass};
 use crate::policy::bind::{carries_body, fields};
 use crate::policy::decide::Cause;
@@ -43,7 +43,7 @@ fn bound(eval: &Evaluation<'_>) -> bool {
 }
 
 /// A browser form submission (it follows a redirect to the page), not `fetch` or an API call.
-fn is_form(headers: &HeaderMap) -> bool {
+pub fn is_form(headers: &HeaderMap) -> bool {
     let header = |n| headers.get(n).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     match header("sec-fetch-mode").as_str() {
         "navigate" => true,
@@ -65,10 +65,11 @@ pub async fn act(ctx: &Ctx, req: Request<Incoming>, eval: &mut Evaluation<'_>) -
         // No gateway session to keep it for (an identity from a header or a token).
         return not_kept(ctx, eval, need, "This action needs a fresh proof made on the gateway's sign-in pages.");
     };
-    if declared.is_some_and(|n| n > MAX_KEPT_BODY as u64) {
+    let max = ctx.live.config.keep_body_max;
+    if declared.is_some_and(|n| n > max as u64) {
         return not_kept(ctx, eval, need, TOO_BIG);
     }
-    let bytes = match Limited::new(incoming, MAX_KEPT_BODY).collect().await {
+    let bytes = match Limited::new(incoming, max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return not_kept(ctx, eval, need, TOO_BIG),
     };

@@ -92,6 +92,12 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
             };
             forward(&ctx, req.map(body::from_client), &eval, upgrade, None).await
         }
+        Outcome::SignIn { need } if kept::is_form(req.headers()) && !ctx.navigation => {
+            // A browser form sent while signed out: to the sign-in page, then back to the
+            // page (the form is not kept: there is no session to keep it for).
+            let page = Ctx { navigation: true, method: http::Method::GET, ..ctx.clone() };
+            stepup::respond(&page, &need, Need::SignIn, stepup::SendTo::Redirect)
+        }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, stepup::SendTo::Redirect),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, stepup::SendTo::Redirect),
         Outcome::Deny { cause } => denied(&ctx, cause),

@@ -22,8 +22,6 @@ pub const KEPT_PATH: &str = "/.stepgate/kept";
 
 /// How long a kept request waits for its proof (the life of a challenge).
 pub const KEPT_TTL: Duration = Duration::from_secs(300);
-/// The largest body kept (form, JSON); bigger ones get a page asking for the proof first.
-pub const MAX_KEPT_BODY: usize = 64 * 1024;
 
 /// How the client that sent it waits for the proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -240,3 +240,14 @@ async fn a_body_too_big_to_keep_gets_a_page_with_a_link_to_confirm_first() {
     assert!(r.body.contains(&format!("/.stepgate/challenge?return={}&amp;method=POST", enc("/echo/form"))), "{}", r.body);
     assert_eq!(count(&s.app.seen(), "POST", "/echo/form"), 0);
 }
+
+#[tokio::test]
+async fn a_form_sent_while_signed_out_goes_to_the_sign_in_page_not_a_json_401() {
+    let s = stack().await;
+    let mut c = s.h.client();
+    let r = c.post_form("/echo/form", &[("to", "bob")]).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert_eq!(r.location(), "/.stepgate/login?return=%2Fecho%2Fform");
+    let api = c.request(Method::POST, "/echo/form", &[("content-type", "application/json")], full("{}")).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED, "an API client still gets the 401");
+}
