@@ -211,10 +211,7 @@ async fn transfer(req: Request<Incoming>) -> Response<Body> {
         Err(response) => return response,
     };
     if json {
-        return match pay::json_fields(&bytes) {
-            Ok((to, amount)) => pay::done(&parts.headers, &to, &amount, true),
-            Err(resp) => resp,
-        };
+        return pay::json_transfer(&parts.headers, &bytes);
     }
     let form = parse_form(&bytes);
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());

@@ -212,9 +212,8 @@ fn bind_challenge(
     let old = serde_json::to_value(&rcr.public_key.challenge).map_err(internal)?;
     // The challenge appears as bytes or as base64url text, depending on the serializer.
     let old_bytes: Vec<u8> = serde_json::from_value(old.clone()).map_err(internal)?;
-    let forms = |b: &[u8]| {
-        [serde_json::Value::String(URL_SAFE_NO_PAD.encode(b)), serde_json::to_value(b).unwrap_or_default()]
-    };
+    let forms =
+        |b: &[u8]| [serde_json::Value::String(URL_SAFE_NO_PAD.encode(b)), serde_json::to_value(b).unwrap_or_default()];
     let (olds, news) = (forms(&old_bytes), forms(challenge));
     fn swap(v: &mut serde_json::Value, old: &serde_json::Value, new: &serde_json::Value) -> usize {
         match v {
@@ -246,17 +245,24 @@ pub struct Asserted {
     pub result_counter: u32,
 }
 
+/// What the browser presents to finish an assertion, and the transaction it is said to confirm.
+pub struct Presented<'a> {
+    pub ceremony: &'a str,
+    pub response: &'a PublicKeyCredential,
+    /// The kept request's digest; None: the assertion confirms no transaction.
+    pub transaction: Option<&'a str>,
+}
+
 /// Finishes an assertion; on success updates the credential's counter and last use in `held`.
 pub async fn finish_authentication(
     wa: &Webauthn,
     store: &dyn Store,
     user: &str,
-    ceremony: &str,
-    response: &PublicKeyCredential,
+    presented: Presented<'_>,
     held: &mut [WebauthnCredential],
     now: UnixTime,
-    transaction: Option<&str>,
 ) -> Result<Asserted, CeremonyError> {
+    let Presented { ceremony, response, transaction } = presented;
     let AuthCeremony { state, transaction: bound_to } = take(store, "auth", ceremony, user, now).await?;
     // A ceremony started for one transaction confirms that one only (and an unbound one none).
     if bound_to.as_deref() != transaction {

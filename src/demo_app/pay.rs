@@ -62,10 +62,16 @@ pub fn done(headers: &HeaderMap, to: &str, amount: &str, json: bool) -> Response
     page("Transfer done", &content)
 }
 
-/// The fields of a JSON transfer, or a 400.
-pub fn json_fields(bytes: &[u8]) -> Result<(String, String), Response<Body>> {
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|_| text(StatusCode::BAD_REQUEST, "the body is not JSON"))?;
+/// A JSON transfer: done, or a 400.
+pub fn json_transfer(headers: &HeaderMap, bytes: &[u8]) -> Response<Body> {
+    match json_fields(bytes) {
+        Ok((to, amount)) => done(headers, &to, &amount, true),
+        Err(why) => text(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+fn json_fields(bytes: &[u8]) -> Result<(String, String), &'static str> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| "the body is not JSON")?;
     let field = |k: &str| match &v[k] {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -73,6 +79,6 @@ pub fn json_fields(bytes: &[u8]) -> Result<(String, String), Response<Body>> {
     };
     match (field("to"), field("amount")) {
         (Some(to), Some(amount)) if !to.is_empty() && !amount.is_empty() => Ok((to, amount)),
-        _ => Err(text(StatusCode::BAD_REQUEST, "the body needs the fields `to` and `amount`")),
+        _ => Err("the body needs the fields `to` and `amount`"),
     }
 }

@@ -28,8 +28,8 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use crate::pipeline::{is_gateway_path, PREFIX};
 pub use crate::pipeline::kept::KEPT_PATH;
+pub use crate::pipeline::{is_gateway_path, PREFIX};
 
 pub const X_USER: HeaderName = HeaderName::from_static("x-stepgate-user");
 pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");

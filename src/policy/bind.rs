@@ -2,7 +2,7 @@
 //! bound to the one request it confirms (its body digest), and the challenge page shows what
 //! is being confirmed, filled from the request's form or JSON fields.
 
-use crate::config::ConfigError;
+use crate::parse::ConfigError;
 use crate::policy::level::Level;
 use crate::policy::routes::Action;
 
@@ -43,7 +43,10 @@ pub fn parse(
         return Ok(None);
     };
     if bind != "transaction" {
-        return Err(ConfigError::new(format!("{prefix}bind"), format!("'{bind}': the only binding is \"transaction\"")));
+        return Err(ConfigError::new(
+            format!("{prefix}bind"),
+            format!("'{bind}': the only binding is \"transaction\""),
+        ));
     }
     match action {
         Action::Require(r) if r.level >= Level::Aal2 => {}
@@ -79,7 +82,10 @@ impl Template {
             let close = after.find('}').ok_or_else(|| ConfigError::new(key, "a '{' is not closed by '}'"))?;
             let name = &after[..close];
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
-                return Err(ConfigError::new(key, format!("'{{{name}}}': a field name is letters, digits, '_', '-', '.'")));
+                return Err(ConfigError::new(
+                    key,
+                    format!("'{{{name}}}': a field name is letters, digits, '_', '-', '.'"),
+                ));
             }
             pieces.push(Piece::Field(name.to_string()));
             rest = &after[close + 1..];

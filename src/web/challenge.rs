@@ -210,8 +210,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
         stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
         ctx.state.metrics.lockout();
-        return render(ctx, &parts.headers, &asked, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
-            .await;
+        return render(ctx, &parts.headers, &asked, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
     }
     let (need, _) = requirement_with_risk(ctx, &challenged, &return_to).await?;
     let factors = store.get_factors(&who.user).await?;
@@ -235,8 +234,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
         if count >= cfg.totp.max_failures {
             stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
             ctx.state.metrics.lockout();
-            return render(ctx, &parts.headers, &asked, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
-                .await;
+            return render(ctx, &parts.headers, &asked, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
         }
         let msg = "That code is not valid. Check your app and try again.";
         return render(ctx, &parts.headers, &asked, Some((msg, StatusCode::UNAUTHORIZED))).await;

@@ -40,7 +40,9 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             Ok(static_file(CLIENT_JS, "text/javascript; charset=utf-8"))
         }
         (&Method::GET | &Method::HEAD, "/static/done.js") => Ok(static_file(DONE_JS, "text/javascript; charset=utf-8")),
-        (&Method::GET | &Method::HEAD, "/static/codes.js") => Ok(static_file(CODES_JS, "text/javascript; charset=utf-8")),
+        (&Method::GET | &Method::HEAD, "/static/codes.js") => {
+            Ok(static_file(CODES_JS, "text/javascript; charset=utf-8"))
+        }
         (&Method::GET | &Method::HEAD, "/recovery-codes") => new_codes::show(ctx, req.headers()).await,
         (&Method::POST, "/webauthn/register/start") => passkeys::register_start(ctx, req).await,
         (&Method::POST, "/webauthn/register/finish") => passkeys::register_finish(ctx, req).await,

@@ -222,11 +222,13 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
         webauthn,
         store,
         &who.user,
-        &input.ceremony,
-        &input.credential,
+        wa::Presented {
+            ceremony: &input.ceremony,
+            response: &input.credential,
+            transaction: kept.as_ref().map(|k| k.digest.as_str()),
+        },
         &mut factors.webauthn,
         ctx.now,
-        kept.as_ref().map(|k| k.digest.as_str()),
     )
     .await
     {
@@ -247,8 +249,7 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let reason = if asserted.level >= crate::policy::level::Level::Aal3 { "webauthn aal3" } else { "webauthn aal2" };
     audit_event(ctx, Kind::StepUp, &who.user, "success", reason);
     ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Success);
-    let confirmed =
-        crate::web::challenge::confirm_kept(ctx, kept.as_ref(), &input.kept, &who.user, &new_key).await?;
+    let confirmed = crate::web::challenge::confirm_kept(ctx, kept.as_ref(), &input.kept, &who.user, &new_key).await?;
     let redirect = crate::web::challenge::after_proof(&return_to, confirmed.then_some(input.kept.as_str()));
     Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": redirect}), &cookies))
 }

@@ -41,7 +41,10 @@ async fn the_demo_transfer_survives_a_lapsed_proof_and_the_script_page_steps_up_
         Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
         "Chromium is missing: install the Debian package `chromium` (bash scripts/test-deps.sh does)"
     );
-    assert!(root.join("e2e/node_modules/playwright-core").exists(), "playwright-core is missing: run `npm ci --prefix e2e`");
+    assert!(
+        root.join("e2e/node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm ci --prefix e2e`"
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://localhost:{port}");
     let demo = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;

@@ -93,11 +93,16 @@ async fn a_form_post_is_kept_across_the_challenge_and_replayed_exactly_once() {
     let r = c.post_form("/echo/form", &[("to", "bob"), ("amount", "10")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "a browser form is sent to the page: {}", r.body);
     let id = kept_id(r.location());
-    assert!(r.location().starts_with("/.stepgate/challenge?return=%2Fecho%2Fform&method=POST&kept="), "{}", r.location());
+    assert!(
+        r.location().starts_with("/.stepgate/challenge?return=%2Fecho%2Fform&method=POST&kept="),
+        "{}",
+        r.location()
+    );
     assert_eq!(count(&s.app.seen(), "POST", "/echo/form"), 0, "nothing reached the app yet");
 
     // The kept body is sealed: the raw store value holds neither the body nor its fields.
-    let raw = s.h.store.as_ref().unwrap().get_ephemeral(&format!("kept:{id}"), stepgate::clock::UnixTime(s.h.now())).await;
+    let raw =
+        s.h.store.as_ref().unwrap().get_ephemeral(&format!("kept:{id}"), stepgate::clock::UnixTime(s.h.now())).await;
     let raw = String::from_utf8(raw.unwrap().expect("the request is kept")).unwrap();
     assert!(!raw.contains("bob") && !raw.contains("amount") && !raw.contains("echo/form"), "{raw}");
 
@@ -157,7 +162,12 @@ async fn a_bound_proof_confirms_one_request_body_once() {
     let url = j["challenge_url"].as_str().unwrap().strip_prefix(crate::support::ORIGIN).unwrap().to_string();
     assert!(url.ends_with(&format!("&kept={id}")), "{url}");
     assert_eq!(count(&s.app.seen(), "POST", "/echo/pay"), 0);
-    let kept = audit::wait_for(|v| v["kind"] == "transaction" && v["decision"] == "kept" && v["request_id"] == r.header("x-request-id").unwrap_or("")).await;
+    let kept = audit::wait_for(|v| {
+        v["kind"] == "transaction"
+            && v["decision"] == "kept"
+            && v["request_id"] == r.header("x-request-id").unwrap_or("")
+    })
+    .await;
     let digest = kept["transaction"].as_str().unwrap().to_string();
     assert_eq!(digest.len(), 64);
     assert_eq!(kept["confirmation"], "Transfer 10 to bob");
@@ -178,7 +188,8 @@ async fn a_bound_proof_confirms_one_request_body_once() {
     assert_eq!(count(&s.app.seen(), "POST", "/echo/pay"), 0, "the popup page sends nothing");
 
     // A changed amount with this confirmation: not this transaction.
-    let changed = post_json(&mut c, "/echo/pay", r#"{"to":"bob","amount":1000}"#, &[("x-stepgate-confirmation", &id)]).await;
+    let changed =
+        post_json(&mut c, "/echo/pay", r#"{"to":"bob","amount":1000}"#, &[("x-stepgate-confirmation", &id)]).await;
     assert_eq!(changed.status, StatusCode::UNAUTHORIZED, "{}", changed.body);
     assert_eq!(count(&s.app.seen(), "POST", "/echo/pay"), 0);
     // The confirmation was used up by that attempt: the right body after it needs a new proof too.
@@ -190,14 +201,19 @@ async fn a_bound_proof_confirms_one_request_body_once() {
     let url = format!("{}&kept={id}", url.rsplit_once("&kept=").unwrap().0);
     let (_, done) = prove(&s, &mut c, &url, &enrolled).await;
     assert_eq!(done.location(), format!("/.stepgate/kept?id={id}"));
-    let ok = post_json(&mut c, "/echo/pay", body, &[("x-stepgate-confirmation", &id), ("x-stepgate-transaction", "forged")]).await;
+    let ok =
+        post_json(&mut c, "/echo/pay", body, &[("x-stepgate-confirmation", &id), ("x-stepgate-transaction", "forged")])
+            .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     let echo = ok.json();
     assert_eq!(echo["body"], body);
     assert_eq!(echo["headers"]["x-stepgate-transaction"], digest, "the app gets the digest, never the client's value");
     assert!(echo["headers"].get("x-stepgate-confirmation").is_none());
     assert_eq!(count(&s.app.seen(), "POST", "/echo/pay"), 1);
-    audit::wait_for(|v| v["kind"] == "transaction" && v["decision"] == "forward" && v["transaction"] == digest.as_str()).await;
+    audit::wait_for(|v| {
+        v["kind"] == "transaction" && v["decision"] == "forward" && v["transaction"] == digest.as_str()
+    })
+    .await;
 
     // Single use: the same confirmation again, or a second transfer, needs a new proof.
     let twice = post_json(&mut c, "/echo/pay", body, &[("x-stepgate-confirmation", &id)]).await;
@@ -237,7 +253,11 @@ async fn a_body_too_big_to_keep_gets_a_page_with_a_link_to_confirm_first() {
     let r = c.post_form("/echo/form", &[("note", &big)]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", &r.body[..r.body.len().min(300)]);
     assert!(r.body.contains("Confirm it"), "{}", r.body);
-    assert!(r.body.contains(&format!("/.stepgate/challenge?return={}&amp;method=POST", enc("/echo/form"))), "{}", r.body);
+    assert!(
+        r.body.contains(&format!("/.stepgate/challenge?return={}&amp;method=POST", enc("/echo/form"))),
+        "{}",
+        r.body
+    );
     assert_eq!(count(&s.app.seen(), "POST", "/echo/form"), 0);
 }
 

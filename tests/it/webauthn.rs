@@ -348,7 +348,11 @@ async fn a_passkey_assertion_for_one_transaction_does_not_confirm_another() {
 
     // A ceremony started for transfer A, its assertion presented as confirming B: refused.
     let page = c.browse(&url_a).await;
-    assert!(page.body.contains("Transfer 10 to bob") && page.body.contains(&format!("data-kept=\"{a}\"")), "{}", page.body);
+    assert!(
+        page.body.contains("Transfer 10 to bob") && page.body.contains(&format!("data-kept=\"{a}\"")),
+        "{}",
+        page.body
+    );
     let csrf = data_csrf(&page.body);
     let start = |kept: &str| json!({"return": "/echo/pay", "kept": kept});
     let s = post_json(&mut c, "/.stepgate/webauthn/auth/start", &csrf, &start(&a)).await;
