@@ -90,7 +90,7 @@ pub fn refusal(
              <link rel=\"stylesheet\" href=\"/.stepgate/static/style.css\"></head>\n\
              <body><main class=\"problem\"><p class=\"brand\">stepgate</p><h1>{title}</h1><p>{detail}</p>\
              <p><a href=\"/\">Back to the start page</a> · <a href=\"/.stepgate/account\">Your sign-in settings</a></p>\
-             <p class=\"request-id small\">If you ask for help, give this request id: <code>{id}</code></p>\
+             <p class=\"request-id small\">Request id: <code>{id}</code> (give it if you ask for help)</p>\
              </main></body></html>\n"
         );
         ("text/html; charset=utf-8", page)
