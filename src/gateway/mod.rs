@@ -166,6 +166,10 @@ pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
         Cause::MissingScope => "The token does not carry the scope this address needs.",
         Cause::WorkloadNotAllowed => "This address is only for certain services (workload identities).",
         Cause::CredentialTooOld => "The credential was issued too long ago; use a freshly issued one.",
+        Cause::TransactionUnconfirmed => {
+            "This action is confirmed on its own through the gateway (bind = \"transaction\"), \
+             which a front proxy's forward-auth question cannot do: send it through the gateway as the proxy."
+        }
         _ => "This address is not available through the gateway.",
     };
     error_page(StatusCode::FORBIDDEN, "Forbidden", detail, ctx.reply())

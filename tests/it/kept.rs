@@ -271,3 +271,24 @@ async fn a_form_sent_while_signed_out_goes_to_the_sign_in_page_not_a_json_401() 
     let api = c.request(Method::POST, "/echo/form", &[("content-type", "application/json")], full("{}")).await;
     assert_eq!(api.status, StatusCode::UNAUTHORIZED, "an API client still gets the 401");
 }
+
+/// Forward-auth never sees the body: a bound rule's POST asked about by a front proxy is
+/// refused (fail closed), never let through on the session's proof.
+#[tokio::test]
+async fn a_bound_rule_behind_forward_auth_is_refused_not_let_through() {
+    let h = Harness::with(Options {
+        rules: RULES.to_string(),
+        listen_extra: "trusted_proxies = [\"127.0.0.1/32\"]".into(),
+        ..Options::default()
+    })
+    .await;
+    let mut c = signed_in(&h).await;
+    enroll_totp(&h, &mut c).await; // a fresh aal2 proof
+    let ask = |method: &'static str| {
+        vec![("x-original-method", method), ("x-original-uri", "/echo/pay"), ("x-forwarded-host", "stepgate.test")]
+    };
+    let r = c.get_with("/.stepgate/auth", &ask("POST")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("bind"), "{}", r.body);
+    assert_eq!(c.get_with("/.stepgate/auth", &ask("GET")).await.status, StatusCode::OK, "a GET is not bound");
+}
