@@ -17,7 +17,7 @@ use crate::policy::level::{Level, Proof};
 use crate::proxy::headers::{remove_hop_by_hop, set_forwarded, strip_spoofable_headers, RequestHygiene};
 use crate::proxy::upgrade::is_websocket_handshake;
 use crate::proxy::{ForwardTarget, Upgrade};
-use crate::respond::{error_page, proxy_error_response, wants_json, Reply, X_REQUEST_ID};
+use crate::respond::{error_page, proxy_error_response, wants_json, Blame, Reply, X_REQUEST_ID};
 use crate::session::cookies;
 use crate::state::SharedState;
 use crate::web::urls::Need;
@@ -224,10 +224,16 @@ async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, u
         headers.insert(X_REQUEST_ID, v);
     }
     let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade };
-    match ctx.live.upstream.forward(req.map(body::from_client), target).await {
+    let body_timeout = cfg.limits.body_timeout;
+    let req = req.map(|b| body::from_client_within(b, body_timeout));
+    match ctx.live.upstream.forward(req, target).await {
         Ok(resp) => resp,
         Err(e) => {
-            ctx.state.metrics.upstream_error(&e);
+            // A body the client cut short or let stall is the client's doing, not the upstream's.
+            match e.blame() {
+                Blame::Client => ctx.state.metrics.client_error(&e),
+                Blame::Upstream => ctx.state.metrics.upstream_error(&e),
+            }
             proxy_error_response(&e, ctx.reply())
         }
     }

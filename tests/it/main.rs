@@ -11,6 +11,7 @@ mod csrf;
 mod forward_auth;
 mod forward_auth_signin;
 mod headers;
+mod limits;
 mod max_age;
 mod metrics;
 mod open_redirect;
