@@ -113,8 +113,12 @@ pub async fn serve<I>(
         let activity = activity.clone();
         service_fn(move |req| {
             let (state, conn, busy) = (state.clone(), conn.clone(), activity.busy());
+            // Boxed: hyper keeps room for the service's future in every connection, idle ones
+            // too, and the whole request path's state is large; boxed, it is allocated per
+            // request only (see "Limits" in the README for the measurements).
+            let handled = Box::pin(crate::gateway::handle(state, req, conn));
             async move {
-                let resp = crate::gateway::handle(state, req, conn).await;
+                let resp = handled.await;
                 Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked { body, _busy: busy }))
             }
         })
