@@ -141,6 +141,7 @@ impl ProxyError {
         match self {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::ClientBody(e) if crate::body::caused_by_stall(&**e) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadTarget(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -161,9 +162,17 @@ pub fn proxy_error_response(err: &ProxyError, reply: Reply<'_>) -> Response<Body
         ProxyError::Connect { .. } => ("Bad gateway", "The application is not reachable."),
         ProxyError::Upstream { .. } => ("Bad gateway", "The application's answer could not be relayed."),
         ProxyError::BadTarget(_) => ("Bad request", "The request path cannot be forwarded."),
+        ProxyError::ClientBody(_) if err.status() == StatusCode::REQUEST_TIMEOUT => {
+            ("Request timeout", "The request body stopped arriving.")
+        }
         ProxyError::ClientBody(_) => ("Bad request", "The request body is malformed or was cut short."),
     };
-    error_page(err.status(), title, detail, reply)
+    let mut resp = error_page(err.status(), title, detail, reply);
+    if matches!(err, ProxyError::ClientBody(_)) {
+        // The rest of the body was never read: the connection cannot carry another request.
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 #[cfg(test)]

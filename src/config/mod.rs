@@ -1,6 +1,7 @@
 //! Configuration: raw TOML (`raw`) validated into `Config`. Every error names the key and the reason.
 
 pub mod admin;
+pub mod limits;
 pub mod observe;
 pub mod raw;
 pub mod tls;
@@ -25,6 +26,8 @@ pub struct Config {
     /// The longest a client may take over a request's headers (HTTP/1.1), counted from the end
     /// of the previous request on a kept-alive connection: slow or idle clients are let go.
     pub header_timeout: std::time::Duration,
+    /// Idle, body, connection, header and HTTP/2 stream limits (`listen.*`). Read at start-up only.
+    pub limits: limits::ListenLimits,
     /// None: plain HTTP (TLS terminated in front of the gateway, or none).
     pub tls: Option<tls::ListenTls>,
     pub public: PublicUrl,
@@ -302,6 +305,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         Some(n) => return Err(ConfigError::new("listen.workers", format!("{n} is too many; at most 256"))),
     };
     let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
+    let limits = limits::parse(&raw.listen)?;
     let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
     let metrics = observe::parse_metrics(raw.metrics.as_ref(), listen)?;
     let access_log = observe::parse_access_log(&raw.access_log);
@@ -310,6 +314,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         listen,
         workers,
         header_timeout,
+        limits,
         tls,
         public,
         trusted_proxies,

@@ -56,6 +56,19 @@ pub struct RawListen {
     pub tls_cert: Option<String>,
     #[serde(default)]
     pub tls_key: Option<String>,
+    /// The limits below: see `config::limits`.
+    #[serde(default = "super::limits::d_idle_timeout")]
+    pub idle_timeout: String,
+    #[serde(default = "super::limits::d_body_timeout")]
+    pub body_timeout: String,
+    #[serde(default = "super::limits::d_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "super::limits::d_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "super::limits::d_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+    #[serde(default = "super::limits::d_h2_keepalive_interval")]
+    pub h2_keepalive_interval: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

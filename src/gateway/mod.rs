@@ -18,7 +18,7 @@ use crate::policy::level::{Level, Proof};
 use crate::proxy::headers::{remove_hop_by_hop, set_forwarded, strip_spoofable_headers, RequestHygiene};
 use crate::proxy::upgrade::is_websocket_handshake;
 use crate::proxy::{ForwardTarget, Upgrade};
-use crate::respond::{error_page, proxy_error_response, wants_json, Reply, X_REQUEST_ID};
+use crate::respond::{error_page, proxy_error_response, wants_json, Blame, Reply, X_REQUEST_ID};
 use crate::session::cookies;
 use crate::state::SharedState;
 use crate::web::urls::Need;
@@ -90,7 +90,8 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
                 true => Upgrade::WebSocket { close_when: tunnel_watch(&ctx, &eval) },
                 false => Upgrade::No,
             };
-            forward(&ctx, req.map(body::from_client), &eval, upgrade, None).await
+            let body_timeout = ctx.live.config.limits.body_timeout;
+            forward(&ctx, req.map(|b| body::from_client_within(b, body_timeout)), &eval, upgrade, None).await
         }
         Outcome::SignIn { need } if kept::is_form(req.headers()) && !ctx.navigation => {
             // A browser form sent while signed out: to the sign-in page, then back to the
@@ -276,7 +277,11 @@ async fn forward(
     match ctx.live.upstream.forward(req, target).await {
         Ok(resp) => resp,
         Err(e) => {
-            ctx.state.metrics.upstream_error(&e);
+            // A body the client cut short or let stall is the client's doing, not the upstream's.
+            match e.blame() {
+                Blame::Client => ctx.state.metrics.client_error(&e),
+                Blame::Upstream => ctx.state.metrics.upstream_error(&e),
+            }
             proxy_error_response(&e, ctx.reply())
         }
     }

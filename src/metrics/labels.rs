@@ -72,6 +72,31 @@ label_enum! {
 }
 
 label_enum! {
+    /// Forwards that failed through the client's doing (see `respond::Blame::Client`).
+    ClientErrorKind {
+        BodyCut => "body_cut",
+        BodyStalled => "body_stalled",
+        BadTarget => "bad_target",
+    }
+}
+
+impl ClientErrorKind {
+    pub fn of(err: &ProxyError) -> Option<ClientErrorKind> {
+        match err {
+            ProxyError::ClientBody(e) if crate::body::caused_by_stall(&**e) => Some(ClientErrorKind::BodyStalled),
+            ProxyError::ClientBody(_) => Some(ClientErrorKind::BodyCut),
+            ProxyError::BadTarget(_) => Some(ClientErrorKind::BadTarget),
+            ProxyError::Timeout { .. } | ProxyError::Connect { .. } | ProxyError::Upstream { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClientErrorLabels {
+    pub kind: ClientErrorKind,
+}
+
+label_enum! {
     ReloadResult { Success => "success", Error => "error" }
 }
 

@@ -13,6 +13,7 @@ mod forward_auth;
 mod forward_auth_signin;
 mod headers;
 mod kept;
+mod limits;
 mod max_age;
 mod metrics;
 mod open_redirect;
