@@ -25,10 +25,20 @@ use keys::{decode, encode, Expiry, Keys};
 use redis::AsyncCommands;
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache::MAX_AGE as SESSION_CACHE_MAX_AGE;
+
+/// How long after a failed call the store counts as not answering (see [`Store::answering`]),
+/// unless a call succeeds first.
+const STALL_HOLD: Duration = Duration::from_secs(1);
+
+/// How long a public route waits for its optional identity read (see [`Store::optional_wait`]):
+/// a healthy Redis answers in about a millisecond; a hung one does not hold public pages for the
+/// whole `store.timeout`.
+const OPTIONAL_WAIT: Duration = Duration::from_millis(250);
 
 pub struct RedisStore {
     backend: Arc<Backend>,
@@ -36,6 +46,10 @@ pub struct RedisStore {
     timeout: Duration,
     clock: SharedClock,
     cache: Arc<LocalCache>,
+    /// Until when (ms after `opened`) the store counts as not answering: a call failed or timed
+    /// out within the last [`STALL_HOLD`] and none has succeeded since.
+    stalled_until: AtomicU64,
+    opened: std::time::Instant,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -66,7 +80,7 @@ impl RedisStore {
         if tokio::runtime::Handle::try_current().is_ok() {
             cache::spawn_subscriber(&cache, backend.clone(), keys.channel(), cfg.timeout);
         }
-        Ok(RedisStore { backend, keys, timeout: cfg.timeout, clock, cache })
+        Ok(RedisStore { backend, keys, timeout: cfg.timeout, clock, cache, stalled_until: AtomicU64::new(0), opened: std::time::Instant::now() })
     }
 
     /// Whether the local cache is in use (the invalidation subscription is up).
@@ -94,7 +108,10 @@ impl RedisStore {
                 r => r,
             }
         };
-        match tokio::time::timeout(self.timeout, work).await {
+        let result = tokio::time::timeout(self.timeout, work).await;
+        let until = if matches!(result, Ok(Ok(_))) { 0 } else { self.millis() + STALL_HOLD.as_millis() as u64 };
+        self.stalled_until.store(until, Ordering::Relaxed);
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 self.backend.failed(&e);
@@ -105,6 +122,10 @@ impl RedisStore {
                 Err(StoreError::Unavailable(format!("redis: no answer within {:?}", self.timeout)))
             }
         }
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Seconds until `expires_at` by the gateway clock; at least 1 (an expired record is
@@ -158,6 +179,14 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    fn answering(&self) -> bool {
+        self.millis() >= self.stalled_until.load(Ordering::Relaxed)
+    }
+
+    fn optional_wait(&self) -> Option<Duration> {
+        Some(OPTIONAL_WAIT.min(self.timeout))
+    }
+
     async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError> {
         let stored = self
             .read_cached::<(UnixTime, Session)>(self.keys.session(key), |raw| {
