@@ -65,6 +65,7 @@ label_enum! {
     UpstreamErrorKind {
         Timeout => "timeout",
         Connect => "connect",
+        PoolFull => "pool_full",
         Upstream => "upstream",
         ClientBody => "client_body",
         BadTarget => "bad_target",
@@ -118,6 +119,7 @@ impl UpstreamErrorKind {
         match err {
             ProxyError::Timeout { .. } => UpstreamErrorKind::Timeout,
             ProxyError::Connect { .. } => UpstreamErrorKind::Connect,
+            ProxyError::PoolFull { .. } => UpstreamErrorKind::PoolFull,
             ProxyError::Upstream { .. } => UpstreamErrorKind::Upstream,
             ProxyError::ClientBody(_) => UpstreamErrorKind::ClientBody,
             ProxyError::BadTarget(_) => UpstreamErrorKind::BadTarget,

@@ -155,6 +155,8 @@ fn client_for(addr: SocketAddr, response_timeout: Duration) -> UpstreamClient {
         response_timeout,
         pool_idle_timeout: Duration::from_secs(30),
         pool_max_idle_per_host: 8,
+        max_connections: 64,
+        pool_timeout: Duration::from_secs(5),
         allow_underscores_in_headers: false,
     })
 }

@@ -80,7 +80,15 @@ impl RedisStore {
         if tokio::runtime::Handle::try_current().is_ok() {
             cache::spawn_subscriber(&cache, backend.clone(), keys.channel(), cfg.timeout);
         }
-        Ok(RedisStore { backend, keys, timeout: cfg.timeout, clock, cache, stalled_until: AtomicU64::new(0), opened: std::time::Instant::now() })
+        Ok(RedisStore {
+            backend,
+            keys,
+            timeout: cfg.timeout,
+            clock,
+            cache,
+            stalled_until: AtomicU64::new(0),
+            opened: std::time::Instant::now(),
+        })
     }
 
     /// Whether the local cache is in use (the invalidation subscription is up).
