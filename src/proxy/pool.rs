@@ -1,6 +1,7 @@
 //! A bounded pool of HTTP/1.1 connections to the upstream, on hyper's low-level client.
 //!
-//! At most `upstream.max_connections` exchanges are in flight at once, and so at most that many
+//! Each serving thread has its own pool (its own `Live`), so nothing here is contended across
+//! threads. At most `upstream.max_connections` exchanges are in flight at once, and so at most that many
 //! connections are open: a connection is opened only by a request holding one of the permits
 //! when no idle connection is left. Beyond the bound, requests queue (first come, first
 //! served) for up to `upstream.pool_timeout`, then get 503 (`ProxyError::PoolFull`) rather than
