@@ -65,7 +65,22 @@ struct Lease {
 impl Pool {
     pub fn new(cfg: PoolConfig) -> Pool {
         let permits = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
-        Pool { inner: Arc::new(Inner { cfg, idle: Mutex::new(Vec::new()), permits }) }
+        let inner = Arc::new(Inner { cfg, idle: Mutex::new(Vec::new()), permits });
+        // Closes connections idle for longer than `pool_idle_timeout` even when no request
+        // comes to find them; ends with the pool (a reload builds a new one).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let weak = Arc::downgrade(&inner);
+            let every = (inner.cfg.idle_timeout / 2).max(Duration::from_millis(100));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    let timeout = inner.cfg.idle_timeout;
+                    lock(&inner.idle).retain(|c| !c.sender.is_closed() && c.since.elapsed() <= timeout);
+                }
+            });
+        }
+        Pool { inner }
     }
 
     /// Waits for a permit (at most `pool_timeout`).
@@ -182,6 +197,10 @@ impl Returner {
             return;
         }
         let mut idle = lock(&pool.idle);
+        // Oldest first: the one at the front is the stalest.
+        if idle.first().is_some_and(|c| c.since.elapsed() > pool.cfg.idle_timeout) {
+            idle.remove(0);
+        }
         if idle.len() < pool.cfg.max_idle {
             idle.push(Idle { sender, since: Instant::now() });
         }
