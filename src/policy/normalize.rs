@@ -117,7 +117,7 @@ pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
 /// normal form once its segments pass the same checks. None: take the general path.
 fn already_normal(raw: &str) -> Option<Result<(), PathError>> {
     let rest = raw.strip_prefix('/')?;
-    if !rest.bytes().all(is_raw_ok) {
+    if !rest.bytes().all(|b| b == b'/' || is_raw_ok(b)) {
         return None;
     }
     let mut segments = rest.split('/').peekable();
