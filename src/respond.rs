@@ -133,13 +133,17 @@ impl ProxyError {
     pub fn blame(&self) -> Blame {
         match self {
             ProxyError::BadTarget(_) | ProxyError::ClientBody(_) => Blame::Client,
-            ProxyError::Timeout { .. } | ProxyError::Connect { .. } | ProxyError::Upstream { .. } => Blame::Upstream,
+            ProxyError::Timeout { .. }
+            | ProxyError::Connect { .. }
+            | ProxyError::Upstream { .. }
+            | ProxyError::PoolFull { .. } => Blame::Upstream,
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::PoolFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::ClientBody(e) if crate::body::caused_by_stall(&**e) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadTarget(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
@@ -160,6 +164,7 @@ pub fn proxy_error_response(err: &ProxyError, reply: Reply<'_>) -> Response<Body
     let (title, detail) = match err {
         ProxyError::Timeout { .. } => ("Gateway timeout", "The application did not answer in time."),
         ProxyError::Connect { .. } => ("Bad gateway", "The application is not reachable."),
+        ProxyError::PoolFull { .. } => ("Service unavailable", "The application is busy; try again shortly."),
         ProxyError::Upstream { .. } => ("Bad gateway", "The application's answer could not be relayed."),
         ProxyError::BadTarget(_) => ("Bad request", "The request path cannot be forwarded."),
         ProxyError::ClientBody(_) if err.status() == StatusCode::REQUEST_TIMEOUT => {

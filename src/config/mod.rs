@@ -382,6 +382,11 @@ fn parse_upstream(raw: &raw::RawUpstream) -> Result<Upstream, ConfigError> {
         response_timeout: parse_duration("upstream.response_timeout", &raw.response_timeout)?,
         pool_idle_timeout: parse_duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout)?,
         pool_max_idle_per_host: raw.pool_max_idle_per_host,
+        max_connections: match raw.max_connections {
+            0 => return Err(ConfigError::new("upstream.max_connections", "must be at least 1")),
+            n => n,
+        },
+        pool_timeout: parse_duration("upstream.pool_timeout", &raw.pool_timeout)?,
         allow_underscores_in_headers: raw.allow_underscores_in_headers,
     })
 }

@@ -83,6 +83,10 @@ pub struct RawUpstream {
     pub pool_idle_timeout: String,
     #[serde(default = "d_pool_max")]
     pub pool_max_idle_per_host: usize,
+    #[serde(default = "d_upstream_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "d_pool_timeout")]
+    pub pool_timeout: String,
     #[serde(default)]
     pub allow_underscores_in_headers: bool,
 }
@@ -187,6 +191,12 @@ fn d_pool_idle() -> String {
 }
 fn d_pool_max() -> usize {
     64
+}
+fn d_upstream_max_connections() -> usize {
+    1024
+}
+fn d_pool_timeout() -> String {
+    "5s".into()
 }
 fn d_identity_source() -> String {
     "builtin".into()

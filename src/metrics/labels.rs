@@ -65,6 +65,7 @@ label_enum! {
     UpstreamErrorKind {
         Timeout => "timeout",
         Connect => "connect",
+        PoolFull => "pool_full",
         Upstream => "upstream",
         ClientBody => "client_body",
         BadTarget => "bad_target",
@@ -86,7 +87,10 @@ impl ClientErrorKind {
             ProxyError::ClientBody(e) if crate::body::caused_by_stall(&**e) => Some(ClientErrorKind::BodyStalled),
             ProxyError::ClientBody(_) => Some(ClientErrorKind::BodyCut),
             ProxyError::BadTarget(_) => Some(ClientErrorKind::BadTarget),
-            ProxyError::Timeout { .. } | ProxyError::Connect { .. } | ProxyError::Upstream { .. } => None,
+            ProxyError::Timeout { .. }
+            | ProxyError::Connect { .. }
+            | ProxyError::PoolFull { .. }
+            | ProxyError::Upstream { .. } => None,
         }
     }
 }
@@ -144,6 +148,7 @@ impl UpstreamErrorKind {
         match err {
             ProxyError::Timeout { .. } => UpstreamErrorKind::Timeout,
             ProxyError::Connect { .. } => UpstreamErrorKind::Connect,
+            ProxyError::PoolFull { .. } => UpstreamErrorKind::PoolFull,
             ProxyError::Upstream { .. } => UpstreamErrorKind::Upstream,
             ProxyError::ClientBody(_) => UpstreamErrorKind::ClientBody,
             ProxyError::BadTarget(_) => UpstreamErrorKind::BadTarget,

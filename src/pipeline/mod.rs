@@ -180,13 +180,11 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     // A public route with no session cookie needs no store read at all.
     let who = if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
         None
+    } else if public {
+        identify_if_quick(ctx, touch).await
     } else {
         match identify(ctx, touch).await {
             Ok(w) => w,
-            Err(e) if public => {
-                tracing::warn!(request_id = %ctx.request_id, error = %e, "store unavailable; public route passed without identity");
-                None
-            }
             Err(e) => return Evaluation::unavailable(rule, None, e),
         }
     };
@@ -235,6 +233,30 @@ fn with_conditions(rule: &Rule, who: Option<&Who>, outcome: Outcome, now: UnixTi
         Ok(()) => outcome,
         Err(cause) => Outcome::Deny { cause },
     }
+}
+
+/// The identity on a public route, if the store gives it at once: not asked while the store is
+/// known not to answer, and given up after the store's `optional_wait` (250 ms for Redis). The
+/// route needs nobody, so it is served either way, without identity (and so without identity
+/// headers).
+async fn identify_if_quick(ctx: &Ctx, touch: Touch) -> Option<Who> {
+    let store = &ctx.state.store;
+    let why = if !store.answering() {
+        "store not answering".to_string()
+    } else {
+        let asked = identify(ctx, touch);
+        let answer = match store.optional_wait() {
+            Some(wait) => tokio::time::timeout(wait, asked).await.map_err(|_| wait),
+            None => Ok(asked.await),
+        };
+        match answer {
+            Ok(Ok(w)) => return w,
+            Ok(Err(e)) => e.to_string(),
+            Err(wait) => format!("no answer within {wait:?}"),
+        }
+    };
+    tracing::warn!(request_id = %ctx.request_id, error = %why, "store unavailable; public route passed without identity");
+    None
 }
 
 /// What `rule` would decide for this request, scored with its own risk settings without
