@@ -226,6 +226,7 @@ pub async fn sandbox_on(live: Arc<Live>, q: &Question, history: &RiskHistory) ->
         query: None,
         asserted,
         session_cookie,
+        bearer: None,
         risk_ctx: RiskRequest {
             user_agent: String::new(),
             device_cookie: if cfg.risk.enabled { device_cookie } else { None },

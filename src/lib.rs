@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod authn;
+pub mod bearer;
 pub mod body;
 pub mod clock;
 pub mod config;

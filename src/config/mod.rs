@@ -39,6 +39,8 @@ pub struct Config {
     pub risk: RiskConfig,
     /// None: WebAuthn is off (`webauthn.enabled = false`).
     pub webauthn: Option<WebauthnConfig>,
+    /// None: `Authorization: Bearer` is not read (passed to the app as it is).
+    pub bearer: Option<crate::bearer::config::BearerConfig>,
     /// Where `GET /metrics` is served; None: no metrics listener. Read at start-up only.
     pub metrics: Option<SocketAddr>,
     pub access_log: observe::AccessLog,
@@ -285,6 +287,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         RouteTable::build_with(&raw.rules, &raw.default, raw.routes.case_sensitive, &raw.routes.extension_methods)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
     let webauthn = crate::authn::webauthn_config::parse(raw.webauthn.as_ref(), &public.host, &public.origin)?;
+    let bearer = crate::bearer::config::parse(raw.bearer.as_ref(), base)?;
     let workers = match raw.listen.workers {
         None | Some(0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         Some(n) if n <= 256 => n,
@@ -311,6 +314,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         routes,
         risk,
         webauthn,
+        bearer,
         metrics,
         access_log,
         admin_socket,

@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub webauthn: Option<RawWebauthn>,
     #[serde(default)]
+    pub bearer: Option<crate::bearer::config::RawBearer>,
+    #[serde(default)]
     pub metrics: Option<super::observe::RawMetrics>,
     #[serde(default)]
     pub access_log: super::observe::RawAccessLog,

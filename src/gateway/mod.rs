@@ -34,6 +34,8 @@ pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");
 pub const X_AUTH_TIME: HeaderName = HeaderName::from_static("x-stepgate-auth-time");
 pub const X_METHODS: HeaderName = HeaderName::from_static("x-stepgate-methods");
 pub const X_RISK: HeaderName = HeaderName::from_static("x-stepgate-risk");
+/// The workload's ID (a bearer token's client, a certificate's SPIFFE ID or subject).
+pub const X_WORKLOAD: HeaderName = HeaderName::from_static("x-stepgate-workload");
 
 pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let started = Instant::now();
@@ -83,7 +85,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, stepup::SendTo::Redirect),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, stepup::SendTo::Redirect),
-        Outcome::Deny { cause } => denied(&ctx, cause),
+        Outcome::Deny { cause } => denied(&ctx, cause, eval.rule),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
     };
     record::finish(&ctx, &eval, record::Mode::Proxy, resp, started)
@@ -137,8 +139,11 @@ fn method_not_allowed(reply: Reply<'_>) -> Response<Body> {
     resp
 }
 
-/// 403 for a denied request.
-pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
+/// 403 for a denied request; a bearer token's refusal in RFC 6750 terms (`stepup::token_refusal`).
+pub fn denied(ctx: &Ctx, cause: Cause, rule: Option<&crate::policy::routes::Rule>) -> Response<Body> {
+    if let Some(resp) = stepup::token_refusal(ctx, cause, rule) {
+        return resp;
+    }
     let detail = match cause {
         Cause::DeniedNetwork => "Requests from your network are not accepted.",
         Cause::GatewayPath => "The gateway's own pages are served by the gateway, not the application.",
@@ -199,6 +204,9 @@ pub fn identity_headers(who: Option<&Who>, scored: &Scored, public: bool) -> Vec
             if let Ok(v) = HeaderValue::from_str(&value) {
                 out.push((name, v));
             }
+        }
+        if let Some(v) = who.attrs.workload.as_deref().and_then(|w| HeaderValue::from_str(w).ok()) {
+            out.push((X_WORKLOAD, v));
         }
     }
     if !public {

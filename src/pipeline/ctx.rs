@@ -61,6 +61,8 @@ pub struct Ctx {
     pub asserted: Option<String>,
     /// The session cookie's value, if the request carries one.
     pub session_cookie: Option<String>,
+    /// The `Authorization: Bearer` token, read only when `[bearer]` is configured. Never logged.
+    pub bearer: Option<crate::bearer::Presented>,
     /// What the risk scorer reads off the request (the User-Agent, also for the access log;
     /// the device cookie only when `[risk]` is present).
     pub risk_ctx: RiskRequest,

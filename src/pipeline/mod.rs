@@ -177,7 +177,30 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     let anyone_needed = !public || shadow_rules.iter().any(|r| !is_public(r));
     let touch = if matches!(pass, Pass::Recheck(_)) { Touch::No } else { Touch::Yes };
     // A public route with no session cookie needs no store read at all.
-    let who = if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
+    // A bearer token is the identity when one is presented: checked before anything about the
+    // requirement is answered (a bad one is `invalid_token`, whatever the route needs).
+    let bearer = match (&cfg.bearer, &ctx.bearer) {
+        (Some(b), Some(presented)) if anyone_needed => Some(crate::bearer::check(b, presented, ctx.now).await),
+        _ => None,
+    };
+    let who = if let Some(checked) = bearer {
+        match checked {
+            Ok(token) => Some(Who {
+                user: token.subject,
+                proofs: vec![token.proof],
+                session: None,
+                attrs: token.attrs,
+            }),
+            Err(e) => {
+                tracing::info!(request_id = %ctx.request_id, error = %e, "bearer token refused");
+                let outcome = match e {
+                    crate::bearer::TokenError::KeysUnavailable => Outcome::Unavailable,
+                    _ => Outcome::Deny { cause: Cause::InvalidToken },
+                };
+                return Evaluation { rule: Some(rule), ..Evaluation::before_rule(outcome) };
+            }
+        }
+    } else if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
         None
     } else {
         match identify(ctx, touch).await {

@@ -37,6 +37,8 @@ pub enum Cause {
     WorkloadNotAllowed,
     /// Refused: the certificate or token was issued longer ago than `max_credential_age`.
     CredentialTooOld,
+    /// Refused with 401: the bearer token does not verify (RFC 6750 `invalid_token`).
+    InvalidToken,
 }
 
 impl Cause {
@@ -58,11 +60,12 @@ impl Cause {
             Cause::MissingScope => "insufficient_scope",
             Cause::WorkloadNotAllowed => "workload_not_allowed",
             Cause::CredentialTooOld => "credential_too_old",
+            Cause::InvalidToken => "invalid_token",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 16] = [
+    pub const ALL: [Cause; 17] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -79,6 +82,7 @@ impl Cause {
         Cause::MissingScope,
         Cause::WorkloadNotAllowed,
         Cause::CredentialTooOld,
+        Cause::InvalidToken,
     ];
 }
 
