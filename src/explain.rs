@@ -227,6 +227,7 @@ pub async fn sandbox_on(live: Arc<Live>, q: &Question, history: &RiskHistory) ->
         asserted,
         session_cookie,
         bearer: None,
+        client_cert: None,
         risk_ctx: RiskRequest {
             user_agent: String::new(),
             device_cookie: if cfg.risk.enabled { device_cookie } else { None },

@@ -27,3 +27,4 @@ pub mod session;
 pub mod state;
 pub mod store;
 pub mod web;
+pub mod workload;

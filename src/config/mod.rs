@@ -27,6 +27,9 @@ pub struct Config {
     pub header_timeout: std::time::Duration,
     /// None: plain HTTP (TLS terminated in front of the gateway, or none).
     pub tls: Option<tls::ListenTls>,
+    /// Client certificates as workload identities (`listen.tls_client_ca`): asked for in the
+    /// TLS handshake, and checked in a trusted proxy's `Client-Cert` header.
+    pub client_ca: Option<crate::workload::client_ca::ClientCa>,
     pub public: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream: Upstream,
@@ -294,7 +297,12 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         Some(n) => return Err(ConfigError::new("listen.workers", format!("{n} is too many; at most 256"))),
     };
     let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
-    let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
+    let client_ca = crate::workload::client_ca::parse(
+        raw.listen.tls_client_ca.as_deref(),
+        raw.listen.tls_client_auth.as_deref(),
+        base,
+    )?;
+    let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), client_ca.as_ref(), base)?;
     let metrics = observe::parse_metrics(raw.metrics.as_ref(), listen)?;
     let access_log = observe::parse_access_log(&raw.access_log);
     let admin_socket = admin::parse(&raw.admin, &store, base)?;
@@ -303,6 +311,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         workers,
         header_timeout,
         tls,
+        client_ca,
         public,
         trusted_proxies,
         upstream,

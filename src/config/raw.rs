@@ -58,6 +58,12 @@ pub struct RawListen {
     pub tls_cert: Option<String>,
     #[serde(default)]
     pub tls_key: Option<String>,
+    /// PEM CA bundle: client certificates that chain to it are workload identities.
+    #[serde(default)]
+    pub tls_client_ca: Option<String>,
+    /// "optional" (default) or "required".
+    #[serde(default)]
+    pub tls_client_auth: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -154,6 +154,10 @@ pub fn denied(ctx: &Ctx, cause: Cause, rule: Option<&crate::policy::routes::Rule
         Cause::MissingScope => "The token does not carry the scope this address needs.",
         Cause::WorkloadNotAllowed => "This address is only for certain services (workload identities).",
         Cause::CredentialTooOld => "The credential was issued too long ago; use a freshly issued one.",
+        Cause::InvalidCertificate => {
+            "The client certificate is not a valid workload identity (SPIFFE X.509-SVID rules: one spiffe:// URI SAN, \
+             not a CA, digitalSignature key usage)."
+        }
         _ => "This address is not available through the gateway.",
     };
     error_page(StatusCode::FORBIDDEN, "Forbidden", detail, ctx.reply())
@@ -228,6 +232,11 @@ async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, u
         keep_underscores: cfg.upstream.allow_underscores_in_headers,
     };
     strip_spoofable_headers(headers, hygiene);
+    // A certificate header is believed, and passed on, only from a trusted proxy.
+    if !ctx.peer_trusted {
+        headers.remove(facts::CLIENT_CERT);
+        headers.remove(facts::CLIENT_CERT_CHAIN);
+    }
     cookies::strip_own(headers, cfg.public.https);
     for (name, value) in identity_headers(eval.who.as_ref(), &eval.scored, eval.public) {
         headers.insert(name, value);

@@ -27,7 +27,7 @@ pub enum SendTo {
 pub fn respond(ctx: &Ctx, need: &Requirement, kind: Need, send_to: SendTo) -> Response<Body> {
     let url = page_url_for(kind, &ctx.path_and_query(), &ctx.method);
     // A token client (an API, a workload) never gets a page, only the 401.
-    let page = ctx.navigation && ctx.bearer.is_none();
+    let page = ctx.navigation && !ctx.machine_client();
     if page && send_to == SendTo::Redirect {
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;

@@ -61,6 +61,7 @@ pub fn watch(opened: Opened) -> CloseWhen {
         let o = &opened.ctx;
         tracing::info!(request_id = %o.request_id, reason = why.as_str(), "closing an upgraded connection");
         audit::emit(&audit::Record {
+            workload: None,
             kind: Kind::TunnelClosed,
             request_id: &o.request_id,
             user: Some(&opened.user),

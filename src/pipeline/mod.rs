@@ -20,7 +20,8 @@ pub use ctx::{is_gateway_path, is_navigation, new_request_id, Conn, Ctx, RiskReq
 
 use crate::clock::UnixTime;
 use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
-use crate::policy::level::{Level, Proof};
+use crate::policy::conditions::Attributes;
+use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::routes::{Action, Requirement, Rule};
 use crate::risk::RiskVerdict;
 use crate::store::StoreError;
@@ -198,6 +199,23 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
                     _ => Outcome::Deny { cause: Cause::InvalidToken },
                 };
                 return Evaluation { rule: Some(rule), ..Evaluation::before_rule(outcome) };
+            }
+        }
+    } else if let (Some(der), None, true) = (&ctx.client_cert, &ctx.session_cookie, anyone_needed) {
+        // A client certificate (and no session): the workload it names.
+        match crate::workload::identify(der) {
+            Ok(w) => Some(Who {
+                user: w.id.clone(),
+                proofs: vec![Proof { level: Level::Aal1, method: AuthMethod::Certificate, auth_time: ctx.now }],
+                session: None,
+                attrs: Attributes { workload: Some(w.id), credential_issued_at: Some(w.issued_at), ..Attributes::default() },
+            }),
+            Err(e) => {
+                tracing::info!(request_id = %ctx.request_id, error = %e, "client certificate is no workload identity");
+                return Evaluation {
+                    rule: Some(rule),
+                    ..Evaluation::before_rule(Outcome::Deny { cause: Cause::InvalidCertificate })
+                };
             }
         }
     } else if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {

@@ -39,6 +39,9 @@ pub enum Cause {
     CredentialTooOld,
     /// Refused with 401: the bearer token does not verify (RFC 6750 `invalid_token`).
     InvalidToken,
+    /// Denied: the client certificate chained to the CA but is no valid workload identity
+    /// (an SVID breaking the X.509-SVID rules, or an empty subject).
+    InvalidCertificate,
 }
 
 impl Cause {
@@ -61,11 +64,12 @@ impl Cause {
             Cause::WorkloadNotAllowed => "workload_not_allowed",
             Cause::CredentialTooOld => "credential_too_old",
             Cause::InvalidToken => "invalid_token",
+            Cause::InvalidCertificate => "invalid_certificate",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 17] = [
+    pub const ALL: [Cause; 18] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -83,6 +87,7 @@ impl Cause {
         Cause::WorkloadNotAllowed,
         Cause::CredentialTooOld,
         Cause::InvalidToken,
+        Cause::InvalidCertificate,
     ];
 }
 

@@ -59,7 +59,7 @@ async fn answers_follow_the_rules_for_anonymous_requests() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     assert_eq!(r.header("x-stepgate-redirect"), Some("/.stepgate/login?return=%2Faccount%3Ftab%3D1"));
     assert_eq!(r.header("location"), r.header("x-stepgate-redirect"));
-    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("StepUp ")));
+    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer realm=")));
     // ...and 302 for front proxies that relay the answer as it is.
     let r = ask(&mut c, "/.stepgate/auth?redirect=1", "GET", "/account", &[HTML]).await;
     assert_eq!(r.status, StatusCode::FOUND);
@@ -69,7 +69,9 @@ async fn answers_follow_the_rules_for_anonymous_requests() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.header("www-authenticate"),
-        Some(r#"StepUp error="insufficient_user_authentication", acr_values="aal2", max_age=300"#)
+        Some(
+            r#"Bearer error="insufficient_user_authentication", error_description="a stronger or more recent proof is required", acr_values="aal2", max_age=300"#
+        )
     );
     assert!(r.header("x-stepgate-redirect").is_none());
     assert_eq!(r.json()["required_level"], "aal2");

@@ -5,6 +5,7 @@ mod support;
 
 mod access_log;
 mod auth_endpoint;
+mod bearer;
 mod browser;
 mod cli;
 mod csrf;

@@ -9,7 +9,9 @@ pub mod front;
 pub mod html;
 pub mod raw;
 pub mod recorder;
+pub mod tokens;
 pub mod totp;
+pub mod www_auth;
 
 use rand::RngCore;
 use std::path::{Path, PathBuf};
