@@ -67,7 +67,7 @@ pub struct Ctx {
     pub bearer: Option<crate::bearer::Presented>,
     /// A verified client certificate (DER): from the TLS handshake, or a trusted proxy's
     /// RFC 9440 `Client-Cert` header checked against `listen.tls_client_ca`.
-    pub client_cert: Option<Arc<[u8]>>,
+    pub client_cert: Option<crate::workload::Presented>,
     /// What the risk scorer reads off the request (the User-Agent, also for the access log;
     /// the device cookie only when `[risk]` is present).
     pub risk_ctx: RiskRequest,

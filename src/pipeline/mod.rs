@@ -201,9 +201,9 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
                 return Evaluation { rule: Some(rule), ..Evaluation::before_rule(outcome) };
             }
         }
-    } else if let (Some(der), None, true) = (&ctx.client_cert, &ctx.session_cookie, anyone_needed) {
+    } else if let (Some(cert), None, true) = (&ctx.client_cert, &ctx.session_cookie, anyone_needed) {
         // A client certificate (and no session): the workload it names.
-        match crate::workload::identify(der) {
+        match cert.identify() {
             Ok(w) => Some(Who {
                 user: w.id.clone(),
                 proofs: vec![Proof { level: Level::Aal1, method: AuthMethod::Certificate, auth_time: ctx.now }],

@@ -38,6 +38,24 @@ pub enum CertError {
     NoSubject,
 }
 
+/// A client certificate as the pipeline sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// A leaf (DER) verified against `listen.tls_client_ca` (handshake or `Client-Cert`).
+    Der(std::sync::Arc<[u8]>),
+    /// `stepgate explain --workload`: a workload ID taken as proven. Never built from a request.
+    DryRun(Workload),
+}
+
+impl Presented {
+    pub fn identify(&self) -> Result<Workload, CertError> {
+        match self {
+            Presented::Der(der) => identify(der),
+            Presented::DryRun(w) => Ok(w.clone()),
+        }
+    }
+}
+
 /// Reads the workload a verified leaf certificate (DER) names.
 pub fn identify(der: &[u8]) -> Result<Workload, CertError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|_| CertError::Malformed)?;

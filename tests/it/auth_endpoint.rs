@@ -64,15 +64,12 @@ async fn answers_follow_the_rules_for_anonymous_requests() {
     let r = ask(&mut c, "/.stepgate/auth?redirect=1", "GET", "/account", &[HTML]).await;
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(r.location(), "/.stepgate/login?return=%2Faccount");
-    // An API client: 401 in the RFC 9470 shape, with no page to go to.
+    // An API client without credentials: 401 with the Bearer scheme and no error code (RFC 6750
+    // §3.1), the JSON body saying what is needed, and no page to go to.
     let r = ask(&mut c, "/.stepgate/auth?redirect=1", "POST", "/transfer", &[API]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some(
-            r#"Bearer error="insufficient_user_authentication", error_description="a stronger or more recent proof is required", acr_values="aal2", max_age=300"#
-        )
-    );
+    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="http://stepgate.test""#));
+    assert_eq!(r.json()["error"], "insufficient_user_authentication");
     assert!(r.header("x-stepgate-redirect").is_none());
     assert_eq!(r.json()["required_level"], "aal2");
     // A denying rule: 403.

@@ -192,9 +192,16 @@ async fn a_rotated_key_is_fetched_and_unknown_kids_are_rate_limited() {
     let now = a.h.now();
     assert_eq!(call(&a.h, "/echo/orders", &sign(&a.rsa, &claims(now))).await.status, 200);
     assert_eq!(a.jwks.hits(), 1, "fetched once");
-    // Garbage kids, many: at most one extra fetch within the interval.
+    // Garbage kids, many: none refetched within the interval of the first fetch...
     let dir = tempfile::tempdir().unwrap();
     let other = tokens::key(dir.path(), "rsa-2", Algorithm::RS256);
+    for _ in 0..5 {
+        assert_eq!(call(&a.h, "/echo/orders", &sign(&other, &claims(now))).await.status, 401);
+    }
+    assert_eq!(a.jwks.hits(), 1, "rate-limited");
+    // ...and after it, one refresh for all of them.
+    a.h.advance(Duration::from_secs(11));
+    let now = a.h.now();
     for _ in 0..5 {
         assert_eq!(call(&a.h, "/echo/orders", &sign(&other, &claims(now))).await.status, 401);
     }
@@ -206,6 +213,8 @@ async fn a_rotated_key_is_fetched_and_unknown_kids_are_rate_limited() {
     let r = call(&a.h, "/echo/orders", &sign(&other, &claims(now))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(a.jwks.hits(), 3);
+    // The old key still works (the set was replaced by one that holds both).
+    assert_eq!(call(&a.h, "/echo/orders", &sign(&a.rsa, &claims(now))).await.status, 200);
 }
 
 #[tokio::test]

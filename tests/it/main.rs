@@ -32,3 +32,4 @@ mod tunnels;
 mod upstream;
 mod users;
 mod webauthn;
+mod workload;

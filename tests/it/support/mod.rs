@@ -11,6 +11,7 @@ pub mod raw;
 pub mod recorder;
 pub mod tokens;
 pub mod totp;
+pub mod workload_certs;
 pub mod www_auth;
 
 use rand::RngCore;
