@@ -216,15 +216,28 @@ fn real_main(cli: Cli) -> Result<()> {
                     }
                     match serde_json::from_str::<serde_json::Value>(&text) {
                         Ok(serde_json::Value::Object(m)) => Some(m),
-                        _ => return Err(anyhow!("--bearer-claims: expected a JSON object such as '{{\"sub\":\"svc\"}}'")),
+                        _ => {
+                            return Err(anyhow!(
+                                "--bearer-claims: expected a JSON object such as '{{\"sub\":\"svc\"}}'"
+                            ))
+                        }
                     }
                 }
             };
             if workload.is_some() && cfg.client_ca.is_none() {
                 return Err(anyhow!("--workload needs listen.tls_client_ca in the config"));
             }
-            let q =
-                stepgate::explain::Question { method, url, user, ip, at, device, proofs: Vec::new(), bearer_claims, workload };
+            let q = stepgate::explain::Question {
+                method,
+                url,
+                user,
+                ip,
+                at,
+                device,
+                proofs: Vec::new(),
+                bearer_claims,
+                workload,
+            };
             let text = runtime()?.block_on(stepgate::explain::explain(&cfg, &q, &history)).map_err(|e| anyhow!(e))?;
             out_raw!("{}", text)?;
             Ok(())

@@ -104,19 +104,18 @@ pub fn parse(raw: Option<&RawBearer>, base: &Path) -> Result<Option<BearerConfig
     if algorithms.is_empty() {
         return Err(ConfigError::new("bearer.algorithms", "empty: name the algorithms the issuer signs with"));
     }
-    let source = match (&raw.jwks_url, &raw.jwks_file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new("bearer.jwks_file", "give jwks_url or jwks_file, not both"));
-        }
-        (None, None) => {
-            return Err(ConfigError::new(
+    let source =
+        match (&raw.jwks_url, &raw.jwks_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("bearer.jwks_file", "give jwks_url or jwks_file, not both"));
+            }
+            (None, None) => return Err(ConfigError::new(
                 "bearer.jwks_url",
                 "required: the issuer's JWKS (e.g. https://issuer.example/.well-known/jwks.json), or bearer.jwks_file",
-            ))
-        }
-        (Some(url), None) => KeySource::url("bearer.jwks_url", url)?,
-        (None, Some(file)) => KeySource::File(base.join(file)),
-    };
+            )),
+            (Some(url), None) => KeySource::url("bearer.jwks_url", url)?,
+            (None, Some(file)) => KeySource::File(base.join(file)),
+        };
     let keys = KeySet::new(source);
     if let KeySource::File(_) = keys.source() {
         // Read now, so check-config and a reload report a bad file naming the key.

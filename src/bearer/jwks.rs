@@ -38,7 +38,10 @@ impl KeySource {
         let loopback = host == "localhost"
             || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
         if !https && !loopback {
-            return Err(ConfigError::new(key, "must be https:// (plain http only to this machine: 127.0.0.1, ::1, localhost)"));
+            return Err(ConfigError::new(
+                key,
+                "must be https:// (plain http only to this machine: 127.0.0.1, ::1, localhost)",
+            ));
         }
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         Ok(KeySource::Url { uri, https, host, port })

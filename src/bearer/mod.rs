@@ -140,12 +140,20 @@ pub async fn verify(cfg: &BearerConfig, token: &str, now: UnixTime) -> Result<To
 fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<UnixTime>, TokenError> {
     match claims.get(name) {
         None => Ok(None),
-        Some(v) => v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)).map(|n| Some(UnixTime(n))).ok_or(TokenError::Claims),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .map(|n| Some(UnixTime(n)))
+            .ok_or(TokenError::Claims),
     }
 }
 
 fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
-    claims.get(name).and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty() && s.len() <= 512 && !s.chars().any(char::is_control))
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|s| !s.is_empty() && s.len() <= 512 && !s.chars().any(char::is_control))
 }
 
 /// What verified claims prove at `now` (also what `explain --bearer-claims` dry-runs).
@@ -174,8 +182,10 @@ pub fn read_claims(cfg: &BearerConfig, claims: Map<String, Value>, now: UnixTime
         }
     }
     let acr = claims.get("acr").and_then(Value::as_str);
-    let amr: Vec<String> =
-        claims.get("amr").and_then(Value::as_array).map_or_else(Vec::new, |a| a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect());
+    let amr: Vec<String> = claims
+        .get("amr")
+        .and_then(Value::as_array)
+        .map_or_else(Vec::new, |a| a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect());
     // A valid token with an unknown acr/amr still proves a sign-in at the issuer: aal1.
     let level = cfg.assurance.level(acr, &amr).max(Level::Aal1);
     let auth_time = number(&claims, "auth_time")?.or(iat).unwrap_or(UnixTime(0));

@@ -73,8 +73,13 @@ pub fn build(
         query: asked.query.map(str::to_string),
         asserted: asserted_user(cfg, headers, peer_trusted),
         session_cookie: cookies::get(headers, cookies::SESSION, cfg.public.https),
-        client_cert: client_cert(cfg, conn, headers, peer_trusted, state.clock.now()).map(crate::workload::Presented::Der),
-        bearer: cfg.bearer.as_ref().and_then(|_| crate::bearer::from_headers(headers)).map(crate::bearer::Presented::Token),
+        client_cert: client_cert(cfg, conn, headers, peer_trusted, state.clock.now())
+            .map(crate::workload::Presented::Der),
+        bearer: cfg
+            .bearer
+            .as_ref()
+            .and_then(|_| crate::bearer::from_headers(headers))
+            .map(crate::bearer::Presented::Token),
         risk_ctx: RiskRequest::read(cfg, headers),
         live,
     })

@@ -96,7 +96,12 @@ pub fn token_refusal(ctx: &Ctx, cause: Cause, rule: Option<&Rule>) -> Option<Res
         }
         Cause::MissingScope if token => {
             let scopes = rule.map(|r| r.conditions.scopes.join(" ")).unwrap_or_default();
-            (StatusCode::FORBIDDEN, "insufficient_scope", "the access token lacks a scope this address needs", Some(scopes))
+            (
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the access token lacks a scope this address needs",
+                Some(scopes),
+            )
         }
         _ => return None,
     };

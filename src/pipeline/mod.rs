@@ -19,8 +19,8 @@ pub mod route;
 pub use ctx::{is_gateway_path, is_navigation, new_request_id, Conn, Ctx, RiskRequest, TlsFacts, PREFIX};
 
 use crate::clock::UnixTime;
-use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
 use crate::policy::conditions::Attributes;
+use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::routes::{Action, Requirement, Rule};
 use crate::risk::RiskVerdict;
@@ -186,12 +186,9 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     };
     let who = if let Some(checked) = bearer {
         match checked {
-            Ok(token) => Some(Who {
-                user: token.subject,
-                proofs: vec![token.proof],
-                session: None,
-                attrs: token.attrs,
-            }),
+            Ok(token) => {
+                Some(Who { user: token.subject, proofs: vec![token.proof], session: None, attrs: token.attrs })
+            }
             Err(e) => {
                 tracing::info!(request_id = %ctx.request_id, error = %e, "bearer token refused");
                 let outcome = match e {
@@ -208,7 +205,11 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
                 user: w.id.clone(),
                 proofs: vec![Proof { level: Level::Aal1, method: AuthMethod::Certificate, auth_time: ctx.now }],
                 session: None,
-                attrs: Attributes { workload: Some(w.id), credential_issued_at: Some(w.issued_at), ..Attributes::default() },
+                attrs: Attributes {
+                    workload: Some(w.id),
+                    credential_issued_at: Some(w.issued_at),
+                    ..Attributes::default()
+                },
             }),
             Err(e) => {
                 tracing::info!(request_id = %ctx.request_id, error = %e, "client certificate is no workload identity");

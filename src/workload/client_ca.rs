@@ -27,7 +27,10 @@ pub struct ClientCa {
 pub fn parse(ca: Option<&str>, auth: Option<&str>, base: &Path) -> Result<Option<ClientCa>, ConfigError> {
     let Some(ca) = ca else {
         if auth.is_some() {
-            return Err(ConfigError::new("listen.tls_client_auth", "needs listen.tls_client_ca (the CA bundle certificates must chain to)"));
+            return Err(ConfigError::new(
+                "listen.tls_client_auth",
+                "needs listen.tls_client_ca (the CA bundle certificates must chain to)",
+            ));
         }
         return Ok(None);
     };

@@ -50,8 +50,9 @@ async fn api() -> Api {
     let rsa = tokens::key(dir.path(), "rsa-1", Algorithm::RS256);
     let ec = tokens::key(dir.path(), "ec-1", Algorithm::ES256);
     let jwks = JwksServer::start(tokens::jwks(&[&rsa, &ec])).await;
-    let h = Harness::with(Options { rules: RULES.into(), extra: tokens::bearer_section(&jwks.url), ..Default::default() })
-        .await;
+    let h =
+        Harness::with(Options { rules: RULES.into(), extra: tokens::bearer_section(&jwks.url), ..Default::default() })
+            .await;
     Api { h, rsa, ec, jwks, _dir: dir }
 }
 

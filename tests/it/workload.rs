@@ -62,7 +62,8 @@ fn curl(port: u16, dir: &std::path::Path, cert: Option<&str>, path: &str) -> (i3
     if let Some(name) = cert {
         c.args(["--cert", &f(&format!("{name}.crt")), "--key", &f(&format!("{name}.key"))]);
     }
-    let out = c.arg(format!("https://localhost:{port}{path}")).output().expect("curl (install the Debian package `curl`)");
+    let out =
+        c.arg(format!("https://localhost:{port}{path}")).output().expect("curl (install the Debian package `curl`)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap_or((&text, ""));
     (out.status.code().unwrap_or(-1), status.to_string(), body.to_string())
@@ -149,7 +150,8 @@ async fn required_client_auth_refuses_a_client_without_a_certificate() {
     let d = dir.clone();
     let (code, _, _) = tokio::task::spawn_blocking(move || curl(port, &d, None, "/public/x")).await.unwrap();
     assert_ne!(code, 0, "no certificate, no connection");
-    let (code, status, _) = tokio::task::spawn_blocking(move || curl(port, &dir, Some("prod"), "/public/x")).await.unwrap();
+    let (code, status, _) =
+        tokio::task::spawn_blocking(move || curl(port, &dir, Some("prod"), "/public/x")).await.unwrap();
     assert_eq!((code, status.as_str()), (0, "200"));
 }
 

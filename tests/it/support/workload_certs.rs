@@ -24,11 +24,23 @@ fn ca(dir: &Path, name: &str) {
     let crt = format!("{name}.crt");
     openssl(
         dir,
-        &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &crt]
-            .iter()
-            .copied()
-            .chain(["-days", "3650", "-subj", &format!("/CN={name} test CA")])
-            .collect::<Vec<_>>(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+        ]
+        .iter()
+        .copied()
+        .chain(["-days", "3650", "-subj", &format!("/CN={name} test CA")])
+        .collect::<Vec<_>>(),
     );
     std::fs::create_dir_all(dir.join(format!("{name}.db"))).unwrap();
     std::fs::write(dir.join(format!("{name}.db/index.txt")), "").unwrap();
@@ -59,18 +71,47 @@ impl Cas {
             (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
         openssl(
             d,
-            &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr, "-subj"]
-                .iter()
-                .copied()
-                .chain([format!("/CN={name}").as_str()])
-                .collect::<Vec<_>>(),
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+            ]
+            .iter()
+            .copied()
+            .chain([format!("/CN={name}").as_str()])
+            .collect::<Vec<_>>(),
         );
         std::fs::write(d.join(&extf), ext).unwrap();
         openssl(
             d,
             &[
-                "ca", "-batch", "-notext", "-config", &format!("{by}.cnf"), "-cert", &format!("{by}.crt"), "-keyfile",
-                &format!("{by}.key"), "-in", &csr, "-out", &crt, "-startdate", start, "-enddate", end, "-extfile", &extf,
+                "ca",
+                "-batch",
+                "-notext",
+                "-config",
+                &format!("{by}.cnf"),
+                "-cert",
+                &format!("{by}.crt"),
+                "-keyfile",
+                &format!("{by}.key"),
+                "-in",
+                &csr,
+                "-out",
+                &crt,
+                "-startdate",
+                start,
+                "-enddate",
+                end,
+                "-extfile",
+                &extf,
             ],
         );
     }

@@ -99,7 +99,8 @@ pub fn parse(value: &str) -> Result<Challenge, String> {
 
 #[test]
 fn the_parser_follows_the_grammar() {
-    let c = parse(r#"Bearer error="insufficient_user_authentication", error_description="a \"b\"", max_age=5"#).unwrap();
+    let c =
+        parse(r#"Bearer error="insufficient_user_authentication", error_description="a \"b\"", max_age=5"#).unwrap();
     assert_eq!(c.scheme, "Bearer");
     assert_eq!(c.params["error_description"], "a \"b\"");
     assert_eq!(c.params["max_age"], "5");
