@@ -85,7 +85,7 @@ pub fn parse(raw: Option<&RawBearer>, base: &Path) -> Result<Option<BearerConfig
         let key = format!("bearer.algorithms[{i}]");
         let alg = match ALLOWED.iter().find(|(n, _)| n == &a.trim()) {
             Some((_, alg)) => *alg,
-            None if a.trim().to_ascii_lowercase() == "none" => {
+            None if a.trim().eq_ignore_ascii_case("none") => {
                 return Err(ConfigError::new(key, "\"none\" means unsigned tokens: never accepted"))
             }
             None if a.trim().to_ascii_uppercase().starts_with("HS") => {
