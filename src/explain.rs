@@ -177,6 +177,14 @@ pub async fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
     let line = match &eval.outcome {
         Outcome::Forward { .. } => "forward to the upstream".to_string(),
         Outcome::SignIn { need } => format!("sign in first (then: {need})"),
+        Outcome::StepUp { need, .. } if q.bearer_claims.is_some() => {
+            let acr = cfg
+                .bearer
+                .as_ref()
+                .map_or_else(|| need.level.as_str().to_string(), |b| crate::bearer::acr_values(b, need.level));
+            let age = need.max_age.map_or(String::new(), |a| format!(", max_age={}", a.as_secs()));
+            format!("401 insufficient_user_authentication (RFC 9470: acr_values=\"{acr}\"{age})")
+        }
         Outcome::StepUp { need, .. } => format!("challenge: step up to {need}"),
         Outcome::Deny { cause: c @ crate::policy::cause::Cause::InvalidToken } => format!("401: {}", c.code()),
         Outcome::Deny { cause } => format!("deny (403): {}", cause.code()),

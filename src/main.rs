@@ -347,6 +347,18 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
                 Some(t) => out!("tls: on ({}, {})", t.cert.display(), t.key.display())?,
                 None => out!("tls: off (plain HTTP; terminate TLS in front, or set listen.tls_cert and tls_key)")?,
             }
+            match &cfg.client_ca {
+                Some(ca) => out!(
+                    "client certificates: {} against {} (workload identities; Client-Cert believed from trusted_proxies)",
+                    if ca.required { "required" } else { "optional" },
+                    ca.path.display()
+                )?,
+                None => out!("client certificates: off")?,
+            }
+            match &cfg.bearer {
+                Some(b) => out!("bearer tokens: issuer {}, audiences {}", b.issuer, b.audiences.join(", "))?,
+                None => out!("bearer tokens: off (Authorization: Bearer is passed to the app unread)")?,
+            }
             match &cfg.webauthn {
                 Some(w) => out!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name)?,
                 None => out!("webauthn: off")?,

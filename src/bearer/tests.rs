@@ -81,3 +81,52 @@ fn acr_values_follow_the_table_lowest_first() {
     let cfg = raw("acr_map = { \"1\" = \"aal1\", \"2\" = \"aal2\", \"3\" = \"aal3\" }").unwrap().unwrap();
     assert_eq!(acr_values(&cfg, Level::Aal2), "2 3");
 }
+
+#[tokio::test]
+async fn explain_dry_runs_token_claims_and_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jwks.json"), r#"{"keys":[{"kty":"RSA","kid":"k","n":"AQAB","e":"AQAB"}]}"#)
+        .unwrap();
+    let text = format!(
+        "[listen]\naddress = \"127.0.0.1:0\"\npublic_url = \"https://app.example\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n\
+         [sessions]\nsecret_key = \"{}\"\n[bearer]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_file = \"jwks.json\"\n\
+         acr_map = {{ \"1\" = \"aal1\", \"2\" = \"aal2\" }}\n\
+         [[rule]]\nname = \"wire\"\npath = \"/wire\"\nrequire = \"aal2\"\nmax_age = \"5m\"\n\
+         [[rule]]\nname = \"pay\"\npath = \"/pay\"\nrequire = \"aal1\"\nscopes = [\"pay\"]\n\
+         [[rule]]\nname = \"svc\"\npath = \"/svc\"\nrequire = \"aal1\"\nworkload = \"spiffe://e.org/prod/*\"\n\
+         [default]\nrequire = \"aal1\"\n",
+        "ab".repeat(32)
+    );
+    let cfg = crate::config::parse(&text, dir.path(), &Default::default()).unwrap();
+    let at = UnixTime(1_795_435_200);
+    let ask = |url: &str, claims: Option<serde_json::Value>, workload: Option<&str>| crate::explain::Question {
+        method: http::Method::GET,
+        url: url.into(),
+        user: None,
+        ip: "127.0.0.1".parse().unwrap(),
+        at,
+        device: crate::risk::device::DeviceStatus::Known,
+        proofs: Vec::new(),
+        bearer_claims: claims.map(|c| c.as_object().cloned().unwrap()),
+        workload: workload.map(str::to_string),
+    };
+    let claims = serde_json::json!({"sub": "ann", "acr": "1", "exp": at.0 + 60, "scope": "read"});
+    let out =
+        crate::explain::explain(&cfg, &ask("/wire", Some(claims.clone()), None), &Default::default()).await.unwrap();
+    assert!(out.contains("token     subject ann"), "{out}");
+    assert!(out.contains("401 insufficient_user_authentication (RFC 9470: acr_values=\"2\", max_age=300)"), "{out}");
+    let out =
+        crate::explain::explain(&cfg, &ask("/pay", Some(claims.clone()), None), &Default::default()).await.unwrap();
+    assert!(out.contains("deny (403): insufficient_scope"), "{out}");
+    let expired = serde_json::json!({"sub": "ann", "exp": at.0 - 600});
+    let out = crate::explain::explain(&cfg, &ask("/pay", Some(expired), None), &Default::default()).await.unwrap();
+    assert!(out.contains("401: invalid_token"), "{out}");
+    let out = crate::explain::explain(&cfg, &ask("/svc", None, Some("spiffe://e.org/prod/api")), &Default::default())
+        .await
+        .unwrap();
+    assert!(out.contains("decision  forward"), "{out}");
+    let out = crate::explain::explain(&cfg, &ask("/svc", None, Some("spiffe://e.org/dev/api")), &Default::default())
+        .await
+        .unwrap();
+    assert!(out.contains("workload_not_allowed"), "{out}");
+}
