@@ -179,13 +179,12 @@ pub fn store_unavailable(ctx: &Ctx, eval: &Evaluation<'_>) -> Response<Body> {
 /// opened it ends (see `tunnel`). Anonymous tunnels (public routes) have nothing to end.
 fn tunnel_watch(ctx: &Ctx, eval: &Evaluation<'_>) -> Option<crate::proxy::upgrade::CloseWhen> {
     let who = eval.who.as_ref()?;
-    let (session, _) = who.session.as_ref()?;
-    let opened = tunnel::Opened {
-        ctx: ctx.clone(),
-        session: session.clone(),
-        verdict: eval.scored.verdict,
-        user: who.user.clone(),
-    };
+    let session = who.session.as_ref().map(|(id, _)| id.clone());
+    // Without a session, only a machine credential (re-verified on every check) is watched.
+    if session.is_none() && !ctx.machine_client() {
+        return None;
+    }
+    let opened = tunnel::Opened { ctx: ctx.clone(), session, verdict: eval.scored.verdict, user: who.user.clone() };
     Some(tunnel::watch(opened))
 }
 

@@ -228,3 +228,32 @@ async fn public_routes_do_not_check_tokens_and_no_token_is_asked_to_authenticate
     assert_eq!(c.scheme, "Bearer");
     assert!(!c.params.contains_key("error"), "no credentials: no error code (RFC 6750 §3.1): {c:?}");
 }
+
+#[tokio::test]
+async fn a_websocket_opened_with_a_token_closes_when_the_token_expires() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let a = api().await;
+    let now = a.h.now();
+    let mut c = claims(now);
+    c["exp"] = (now + 120).into();
+    let mut req = format!("ws://{}/kernel", crate::support::HOST).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", sign(&a.rsa, &c)).parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(a.h.addr).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tcp).await.expect("101 with a valid token");
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("1+1")).await.unwrap();
+    assert!(matches!(ws.next().await, Some(Ok(Message::Text(t))) if t.as_str() == "2"));
+    // Past exp (and the skew): the watch verifies the token again and closes the tunnel.
+    a.h.advance(Duration::from_secs(300));
+    let ended = tokio::time::timeout(crate::support::PATIENCE, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    });
+    assert!(ended.await.is_ok(), "the tunnel outlived its token");
+}
