@@ -97,6 +97,8 @@ fn per_request(c: &mut Criterion) {
         at: NOW,
         device: DeviceStatus::Known,
         proofs: Vec::new(),
+        bearer_claims: None,
+        workload: None,
     };
     for (name, with_geoip) in [
         ("evaluate (signed in, aal1 route), no GeoIP", false),

@@ -76,6 +76,8 @@ pub struct Record<'a> {
     pub request: Option<Asked<'a>>,
     /// On decisions: the expired rule that matched first and was skipped (a config name).
     pub expired_rule: Option<&'a str>,
+    /// The workload the caller is (a certificate's SPIFFE ID or subject, a token's client).
+    pub workload: Option<&'a str>,
 }
 
 static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
@@ -211,6 +213,8 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         path: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         expired_rule: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workload: Option<&'a str>,
     }
     let fields = Fields {
         kind: r.kind,
@@ -226,6 +230,7 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         host: r.request.map(|a| a.host),
         path: r.request.map(|a| a.path),
         expired_rule: r.expired_rule,
+        workload: r.workload,
     };
     crate::log_line::render("audit", &fields, at, 320)
 }
@@ -237,6 +242,7 @@ mod tests {
     #[test]
     fn a_line_is_one_json_object_with_every_field_and_no_secret() {
         let r = Record {
+            workload: None,
             kind: Kind::Decision,
             request_id: "0123abcd",
             user: Some("ann \"quoted\""),

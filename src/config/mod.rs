@@ -30,6 +30,9 @@ pub struct Config {
     pub limits: limits::ListenLimits,
     /// None: plain HTTP (TLS terminated in front of the gateway, or none).
     pub tls: Option<tls::ListenTls>,
+    /// Client certificates as workload identities (`listen.tls_client_ca`): asked for in the
+    /// TLS handshake, and checked in a trusted proxy's `Client-Cert` header.
+    pub client_ca: Option<crate::workload::client_ca::ClientCa>,
     pub public: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream: Upstream,
@@ -44,6 +47,8 @@ pub struct Config {
     pub risk: RiskConfig,
     /// None: WebAuthn is off (`webauthn.enabled = false`).
     pub webauthn: Option<WebauthnConfig>,
+    /// None: `Authorization: Bearer` is not read (passed to the app as it is).
+    pub bearer: Option<crate::bearer::config::BearerConfig>,
     /// Where `GET /metrics` is served; None: no metrics listener. Read at start-up only.
     pub metrics: Option<SocketAddr>,
     pub access_log: observe::AccessLog,
@@ -299,6 +304,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         RouteTable::build_with(&raw.rules, &raw.default, raw.routes.case_sensitive, &raw.routes.extension_methods)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
     let webauthn = crate::authn::webauthn_config::parse(raw.webauthn.as_ref(), &public.host, &public.origin)?;
+    let bearer = crate::bearer::config::parse(raw.bearer.as_ref(), base)?;
     let workers = match raw.listen.workers {
         None | Some(0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         Some(n) if n <= 256 => n,
@@ -306,7 +312,12 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
     let limits = limits::parse(&raw.listen)?;
-    let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
+    let client_ca = crate::workload::client_ca::parse(
+        raw.listen.tls_client_ca.as_deref(),
+        raw.listen.tls_client_auth.as_deref(),
+        base,
+    )?;
+    let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), client_ca.as_ref(), base)?;
     let metrics = observe::parse_metrics(raw.metrics.as_ref(), listen)?;
     let access_log = observe::parse_access_log(&raw.access_log);
     let admin_socket = admin::parse(&raw.admin, &store, base)?;
@@ -316,6 +327,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         header_timeout,
         limits,
         tls,
+        client_ca,
         public,
         trusted_proxies,
         upstream,
@@ -328,6 +340,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         keep_body_max,
         risk,
         webauthn,
+        bearer,
         metrics,
         access_log,
         admin_socket,

@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub webauthn: Option<RawWebauthn>,
     #[serde(default)]
+    pub bearer: Option<crate::bearer::config::RawBearer>,
+    #[serde(default)]
     pub metrics: Option<super::observe::RawMetrics>,
     #[serde(default)]
     pub access_log: super::observe::RawAccessLog,
@@ -69,6 +71,12 @@ pub struct RawListen {
     pub max_concurrent_streams: u32,
     #[serde(default = "super::limits::d_h2_keepalive_interval")]
     pub h2_keepalive_interval: String,
+    /// PEM CA bundle: client certificates that chain to it are workload identities.
+    #[serde(default)]
+    pub tls_client_ca: Option<String>,
+    /// "optional" (default) or "required".
+    #[serde(default)]
+    pub tls_client_auth: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -116,9 +116,9 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, st
         }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, send_to),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, send_to),
-        Outcome::Deny { cause } => denied(&ctx, cause),
+        Outcome::Deny { cause } => denied(&ctx, cause, eval.rule),
         // Mapped to denials above.
-        Outcome::GatewayPage | Outcome::MethodRefused => denied(&ctx, Cause::GatewayPath),
+        Outcome::GatewayPage | Outcome::MethodRefused => denied(&ctx, Cause::GatewayPath, None),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
     };
     record::finish(&ctx, &eval, record::Mode::ForwardAuth, resp, started)

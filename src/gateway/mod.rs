@@ -36,6 +36,8 @@ pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");
 pub const X_AUTH_TIME: HeaderName = HeaderName::from_static("x-stepgate-auth-time");
 pub const X_METHODS: HeaderName = HeaderName::from_static("x-stepgate-methods");
 pub const X_RISK: HeaderName = HeaderName::from_static("x-stepgate-risk");
+/// The workload's ID (a bearer token's client, a certificate's SPIFFE ID or subject).
+pub const X_WORKLOAD: HeaderName = HeaderName::from_static("x-stepgate-workload");
 
 pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let started = Instant::now();
@@ -101,7 +103,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, stepup::SendTo::Redirect),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, stepup::SendTo::Redirect),
-        Outcome::Deny { cause } => denied(&ctx, cause),
+        Outcome::Deny { cause } => denied(&ctx, cause, eval.rule),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
     };
     record::finish(&ctx, &eval, record::Mode::Proxy, resp, started)
@@ -155,8 +157,11 @@ fn method_not_allowed(reply: Reply<'_>) -> Response<Body> {
     resp
 }
 
-/// 403 for a denied request.
-pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
+/// 403 for a denied request; a bearer token's refusal in RFC 6750 terms (`stepup::token_refusal`).
+pub fn denied(ctx: &Ctx, cause: Cause, rule: Option<&crate::policy::routes::Rule>) -> Response<Body> {
+    if let Some(resp) = stepup::token_refusal(ctx, cause, rule) {
+        return resp;
+    }
     let detail = match cause {
         Cause::DeniedNetwork => "Requests from your network are not accepted.",
         Cause::GatewayPath => "The gateway's own pages are served by the gateway, not the application.",
@@ -170,6 +175,10 @@ pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
         Cause::TransactionUnconfirmed => {
             "This action is confirmed on its own through the gateway (bind = \"transaction\"), \
              which a front proxy's forward-auth question cannot do: send it through the gateway as the proxy."
+        }
+        Cause::InvalidCertificate => {
+            "The client certificate is not a valid workload identity (SPIFFE X.509-SVID rules: one spiffe:// URI SAN, \
+             not a CA, digitalSignature key usage)."
         }
         _ => "This address is not available through the gateway.",
     };
@@ -202,13 +211,12 @@ fn unavailable_page(ctx: &Ctx) -> Response<Body> {
 /// opened it ends (see `tunnel`). Anonymous tunnels (public routes) have nothing to end.
 fn tunnel_watch(ctx: &Ctx, eval: &Evaluation<'_>) -> Option<crate::proxy::upgrade::CloseWhen> {
     let who = eval.who.as_ref()?;
-    let (session, _) = who.session.as_ref()?;
-    let opened = tunnel::Opened {
-        ctx: ctx.clone(),
-        session: session.clone(),
-        verdict: eval.scored.verdict,
-        user: who.user.clone(),
-    };
+    let session = who.session.as_ref().map(|(id, _)| id.clone());
+    // Without a session, only a machine credential (re-verified on every check) is watched.
+    if session.is_none() && !ctx.machine_client() {
+        return None;
+    }
+    let opened = tunnel::Opened { ctx: ctx.clone(), session, verdict: eval.scored.verdict, user: who.user.clone() };
     Some(tunnel::watch(opened))
 }
 
@@ -231,6 +239,9 @@ pub fn identity_headers(who: Option<&Who>, scored: &Scored, public: bool) -> Vec
             if let Ok(v) = HeaderValue::from_str(&value) {
                 out.push((name, v));
             }
+        }
+        if let Some(v) = who.attrs.workload.as_deref().and_then(|w| HeaderValue::from_str(w).ok()) {
+            out.push((X_WORKLOAD, v));
         }
     }
     if !public {
@@ -260,6 +271,11 @@ async fn forward(
         keep_underscores: cfg.upstream.allow_underscores_in_headers,
     };
     strip_spoofable_headers(headers, hygiene);
+    // A certificate header is believed, and passed on, only from a trusted proxy.
+    if !ctx.peer_trusted {
+        headers.remove(facts::CLIENT_CERT);
+        headers.remove(facts::CLIENT_CERT_CHAIN);
+    }
     cookies::strip_own(headers, cfg.public.https);
     for (name, value) in identity_headers(eval.who.as_ref(), &eval.scored, eval.public) {
         headers.insert(name, value);

@@ -103,6 +103,8 @@ require = "none"
             at: crate::clock::UnixTime(1_795_435_200),
             device: crate::risk::device::DeviceStatus::Known,
             proofs: Vec::new(),
+            bearer_claims: None,
+            workload: None,
         };
         let out = crate::explain::explain(&cfg, &q("http://app.example/.stepgate/login", "203.0.113.7"), &history)
             .await
@@ -141,6 +143,8 @@ mod shadow_tests {
             at: UnixTime(at),
             device: crate::risk::device::DeviceStatus::Known,
             proofs: Vec::new(),
+            bearer_claims: None,
+            workload: None,
         };
         explain(cfg, &q, &Default::default()).await.unwrap()
     }

@@ -42,6 +42,11 @@ pub enum Cause {
     TransactionUnconfirmed,
     /// Refused: the request body is too big (or an upload) to be kept across a challenge.
     BodyNotKept,
+    /// Refused with 401: the bearer token does not verify (RFC 6750 `invalid_token`).
+    InvalidToken,
+    /// Denied: the client certificate chained to the CA but is no valid workload identity
+    /// (an SVID breaking the X.509-SVID rules, or an empty subject).
+    InvalidCertificate,
 }
 
 impl Cause {
@@ -65,11 +70,13 @@ impl Cause {
             Cause::CredentialTooOld => "credential_too_old",
             Cause::TransactionUnconfirmed => "transaction_unconfirmed",
             Cause::BodyNotKept => "body_not_kept",
+            Cause::InvalidToken => "invalid_token",
+            Cause::InvalidCertificate => "invalid_certificate",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 18] = [
+    pub const ALL: [Cause; 20] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -88,6 +95,8 @@ impl Cause {
         Cause::CredentialTooOld,
         Cause::TransactionUnconfirmed,
         Cause::BodyNotKept,
+        Cause::InvalidToken,
+        Cause::InvalidCertificate,
     ];
 }
 

@@ -264,6 +264,7 @@ fn tls_conn(peer: SocketAddr, tls: &rustls::ServerConnection) -> Conn {
     let facts = TlsFacts {
         server_name: tls.server_name().map(str::to_string),
         alpn: tls.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+        client_cert: tls.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref())),
     };
     Conn { peer, tls: Some(facts) }
 }

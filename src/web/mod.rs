@@ -80,6 +80,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
 /// An audit line about a user's own action on a gateway page (sign-in, step-up, enrollment...).
 pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &'static str, reason: &'static str) {
     crate::audit::emit(&crate::audit::Record {
+        workload: None,
         kind,
         request_id: &ctx.request_id,
         user: Some(user),

@@ -5,6 +5,7 @@ mod support;
 
 mod access_log;
 mod auth_endpoint;
+mod bearer;
 mod browser;
 mod browser_transfer;
 mod cli;
@@ -34,3 +35,4 @@ mod tunnels;
 mod upstream;
 mod users;
 mod webauthn;
+mod workload;
