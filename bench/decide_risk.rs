@@ -5,16 +5,22 @@
 //!   cargo bench --bench decide_risk
 //!
 //! The network and a store on disk or Redis are not included: bench/run.sh measures those.
+//! `decide + score` is the pure part alone: route, GeoIP (cached per thread, as on a serving
+//! thread), assess, verdict, decide; no store hop, no async.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::path::Path;
 use stepgate::clock::UnixTime;
 use stepgate::config::{self, Config, Overrides};
 use stepgate::explain::{sandbox, Question};
+use stepgate::pipeline::route::{route, Routed};
 use stepgate::pipeline::{evaluate, Pass};
+use stepgate::policy::decide::decide_with_risk;
+use stepgate::policy::level::{AuthMethod, Level, Proof};
 use stepgate::policy::normalize::normalize_path;
 use stepgate::risk::device::DeviceStatus;
 use stepgate::risk::history::{RiskHistory, Sighting};
+use stepgate::risk::{assess, verdict, Counts, Facts};
 
 const NOW: UnixTime = UnixTime(1_795_435_200);
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36";
@@ -92,6 +98,8 @@ fn per_request(c: &mut Criterion) {
         device: DeviceStatus::Known,
         proofs: Vec::new(),
         groups: Vec::new(),
+        bearer_claims: None,
+        workload: None,
     };
     for (name, with_geoip) in [
         ("evaluate (signed in, aal1 route), no GeoIP", false),
@@ -108,5 +116,51 @@ fn per_request(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, per_request);
+/// Route, GeoIP, score and decide for a signed-in request with an aal1 proof: what a request
+/// costs before and after its store reads.
+fn decide_and_score(c: &mut Criterion) {
+    let history = RiskHistory {
+        devices: vec![],
+        last_sighting: Some(Sighting {
+            at: UnixTime(NOW.0 - 3600),
+            lat: 51.5142,
+            lon: -0.0931,
+            country: Some("GB".into()),
+        }),
+        countries: vec!["GB".into()],
+    };
+    let proofs = [Proof { level: Level::Aal1, method: AuthMethod::Password, auth_time: UnixTime(NOW.0 - 60) }];
+    let ip: std::net::IpAddr = "81.2.69.142".parse().unwrap();
+    let path = normalize_path("/account").unwrap();
+    let method = http::Method::GET;
+    for (name, with_geoip) in
+        [("decide + score, no GeoIP", false), ("decide + score, GeoIP (city, ASN, anonymous)", true)]
+    {
+        let cfg = config(with_geoip);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let Routed::Rule(routed) = route(&cfg, "app.example", &path, &method, black_box(ip), NOW) else {
+                    panic!("a rule")
+                };
+                let rule = routed.rule;
+                let geo = cfg.risk.location.as_ref().map(|l| l.geo.lookup(black_box(ip))).unwrap_or_default();
+                let facts = Facts {
+                    now: NOW,
+                    ip,
+                    user_agent: UA,
+                    geo: &geo,
+                    device: Some(DeviceStatus::Known),
+                    history: &history,
+                    counts: Counts { recent_requests: 3, failed_challenges: 0 },
+                    proof_context: None,
+                };
+                let assessment = assess(&cfg.risk, rule.risk.window.as_ref(), &facts);
+                let v = verdict(&cfg.risk, &rule.risk, &assessment);
+                black_box(decide_with_risk(&rule.action, Some(&proofs), NOW, &v))
+            })
+        });
+    }
+}
+
+criterion_group!(benches, decide_and_score, per_request);
 criterion_main!(benches);

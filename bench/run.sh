@@ -10,6 +10,7 @@
 #   ROUNDS=3          measurements of every scenario, interleaved; the medians are reported
 #   STEPGATE_BIN=...  benchmark this binary instead of building with `cargo build --release`
 #   KEEP_TMP=1        keep the temporary directory (configs, logs, database) after the run
+#   CONNS=10000       connections for the connection-holding scenario (bench/connections.sh), 0 skips it
 set -euo pipefail
 
 DURATION="${DURATION:-10s}"
@@ -480,3 +481,9 @@ log "written to ${RESULTS#"$ROOT"/}; raw wrk output in ${OUT_DIR#"$ROOT"/}/wrk-*
 for id in a b c d e f g h; do
     [[ "${BAD[$id]}" == 0 ]] || die "scenario $id had ${BAD[$id]} errors: the numbers above are not comparable"
 done
+
+# The connection-holding scenario: RSS per idle connection and wrk -c$CONNS (CONNS=0 skips it).
+if [[ "${CONNS:-10000}" != 0 ]]; then
+    log "connection-holding scenario (bench/connections.sh, CONNS=${CONNS:-10000})"
+    STEPGATE_BIN="$BIN" CONNS="${CONNS:-10000}" "$ROOT/bench/connections.sh" | tee -a "$RESULTS"
+fi

@@ -25,6 +25,9 @@ pub enum Kind {
     Shadow,
     /// A config reload, applied or refused.
     ConfigReload,
+    /// A request of a `bind = "transaction"` rule: kept, confirmed, forwarded or refused,
+    /// with its digest and the rendered confirmation.
+    Transaction,
 }
 
 impl Kind {
@@ -42,6 +45,7 @@ impl Kind {
             Kind::UserAdmin => "user_admin",
             Kind::Shadow => "shadow",
             Kind::ConfigReload => "config_reload",
+            Kind::Transaction => "transaction",
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Record<'a> {
     pub request: Option<Asked<'a>>,
     /// On decisions: the expired rule that matched first and was skipped (a config name).
     pub expired_rule: Option<&'a str>,
+    /// The workload the caller is (a certificate's SPIFFE ID or subject, a token's client).
+    pub workload: Option<&'a str>,
 }
 
 static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
@@ -122,6 +128,62 @@ fn reload_line(r: &Reload<'_>, at: std::time::SystemTime) -> Vec<u8> {
     crate::log_line::render("audit", &fields, at, 512)
 }
 
+/// A transaction record (`bind = "transaction"`): what was confirmed, by its digest.
+pub struct Transaction<'a> {
+    pub request_id: &'a str,
+    pub user: &'a str,
+    pub client_ip: IpAddr,
+    pub rule: &'a str,
+    /// `kept`, `confirmed`, `forward`, `refused`.
+    pub decision: &'static str,
+    /// A fixed reason code.
+    pub reason: &'static str,
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub digest: &'a str,
+    /// The rendered confirmation (request data, as the user saw it), if the rule has `confirm`.
+    pub confirmation: Option<&'a str>,
+}
+
+pub fn emit_transaction(t: &Transaction<'_>) {
+    if !SINK.is_installed() {
+        return;
+    }
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        kind: Kind,
+        request_id: &'a str,
+        user: &'a str,
+        client_ip: IpAddr,
+        rule: &'a str,
+        decision: &'a str,
+        reason: &'a str,
+        method: &'a str,
+        host: &'a str,
+        path: &'a str,
+        transaction: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confirmation: Option<&'a str>,
+    }
+    let path = t.path.split('?').next().unwrap_or("");
+    let fields = Fields {
+        kind: Kind::Transaction,
+        request_id: t.request_id,
+        user: t.user,
+        client_ip: t.client_ip.to_canonical(),
+        rule: t.rule,
+        decision: t.decision,
+        reason: t.reason,
+        method: t.method,
+        host: t.host,
+        path,
+        transaction: t.digest,
+        confirmation: t.confirmation,
+    };
+    SINK.send(&crate::log_line::render("audit", &fields, std::time::SystemTime::now(), 1024));
+}
+
 /// One audit line: this runs on every protected request.
 pub fn emit(r: &Record<'_>) {
     if SINK.is_installed() {
@@ -151,6 +213,8 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         path: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         expired_rule: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workload: Option<&'a str>,
     }
     let fields = Fields {
         kind: r.kind,
@@ -166,6 +230,7 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         host: r.request.map(|a| a.host),
         path: r.request.map(|a| a.path),
         expired_rule: r.expired_rule,
+        workload: r.workload,
     };
     crate::log_line::render("audit", &fields, at, 320)
 }
@@ -177,6 +242,7 @@ mod tests {
     #[test]
     fn a_line_is_one_json_object_with_every_field_and_no_secret() {
         let r = Record {
+            workload: None,
             kind: Kind::Decision,
             request_id: "0123abcd",
             user: Some("ann \"quoted\""),

@@ -49,3 +49,76 @@ pub fn caused_by_client_body<'a>(err: &'a (dyn std::error::Error + 'static)) -> 
     }
     None
 }
+
+/// A request body that paused longer than `listen.body_timeout` between two chunks.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled: no data for {0:?}")]
+pub struct BodyStalled(pub std::time::Duration);
+
+/// Whether `err`, or anything it was caused by, is a [`BodyStalled`].
+pub fn caused_by_stall(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<BodyStalled>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// [`from_client`] for a body that may pause at most `idle` between two frames; a longer
+/// pause ends it with a [`BodyStalled`] error (so the forward fails, blamed on the client).
+pub fn from_client_within<B>(body: B, idle: std::time::Duration) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    if body.is_end_stream() {
+        return from_client(body);
+    }
+    from_client(IdleTimeout { body, idle, timer: Box::pin(tokio::time::sleep(idle)) })
+}
+
+/// A body with a timer reset by every frame it yields (see [`from_client_within`]).
+struct IdleTimeout<B> {
+    body: B,
+    idle: std::time::Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> http_body::Body for IdleTimeout<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match std::future::Future::poll(this.timer.as_mut(), cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled(this.idle))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -51,6 +51,9 @@ name = "transfer"
 path = "/transfer"
 require = "aal2"
 max_age = "5m"
+# Each transfer needs its own proof, shown with what it confirms (see "Confirming actions").
+bind = "transaction"
+confirm = "Transfer {{amount}} to {{to}}"
 
 [[rule]]
 name = "kernel"

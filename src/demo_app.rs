@@ -36,11 +36,12 @@ static CHUNK: [u8; CHUNK_SIZE] = [b'a'; CHUNK_SIZE];
 const MAX_SLOW_MS: u64 = 10 * 60 * 1000;
 
 /// The headers the pages display: what the gateway tells the app about the request.
-const IDENTITY_HEADERS: [(&str, &str); 5] = [
+const IDENTITY_HEADERS: [(&str, &str); 6] = [
     ("x-stepgate-user", "X-Stepgate-User"),
     ("x-stepgate-level", "X-Stepgate-Level"),
     ("x-stepgate-auth-time", "X-Stepgate-Auth-Time"),
     ("x-stepgate-methods", "X-Stepgate-Methods"),
+    ("x-stepgate-transaction", "X-Stepgate-Transaction"),
     ("x-forwarded-for", "X-Forwarded-For"),
 ];
 
@@ -122,6 +123,8 @@ async fn handle(req: Request<Incoming>, stopped: watch::Receiver<bool>) -> Resul
         "/account" if get => account(req.headers()),
         "/transfer" if get => transfer_form(req.headers()),
         "/transfer" if method == Method::POST => transfer(req).await,
+        "/pay" if get => pay::page_html(),
+        "/pay.js" if get => pay::script(),
         "/" | "/account" => method_not_allowed("GET, HEAD"),
         "/transfer" => method_not_allowed("GET, HEAD, POST"),
         p if p == "/echo" || p.starts_with("/echo/") => echo(req).await,
@@ -165,7 +168,8 @@ fn home(headers: &HeaderMap) -> Response<Body> {
          than others; the gateway asks for it when you follow a link.</p>\
          <ul>\
          <li><a href=\"/account\">Your account</a> (needs a sign-in)</li>\
-         <li><a href=\"/transfer\">Transfer money</a> (needs a second factor)</li>\
+         <li><a href=\"/transfer\">Transfer money</a> (needs a second factor; each transfer is confirmed on its own)</li>\
+         <li><a href=\"/pay\">Transfer money from a script</a> (the same, with <code>fetch</code> and a popup)</li>\
          <li><a href=\"/admin\">Admin</a> (needs a recent second factor)</li>\
          <li><a href=\"/kernel\">Kernel</a> (a WebSocket that needs a second factor, closed at sign-out)</li>\
          <li><a href=\"/public/\">Public pages</a> (open to everyone)</li>\
@@ -200,15 +204,20 @@ fn transfer_form(headers: &HeaderMap) -> Response<Body> {
 }
 
 async fn transfer(req: Request<Incoming>) -> Response<Body> {
-    let form = match read_small_body(req.into_body()).await {
-        Ok(bytes) => parse_form(&bytes),
+    let (parts, incoming) = req.into_parts();
+    let json = header_text(&parts.headers, "content-type").is_some_and(|t| t.starts_with("application/json"));
+    let bytes = match read_small_body(incoming).await {
+        Ok(bytes) => bytes,
         Err(response) => return response,
     };
+    if json {
+        return pay::json_transfer(&parts.headers, &bytes);
+    }
+    let form = parse_form(&bytes);
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     match (field("to"), field("amount")) {
         (Some(to), Some(amount)) if !to.is_empty() && !amount.is_empty() => {
-            let content = format!("<p>Transferred {} to {}</p>", escape(amount), escape(to));
-            page("Transfer done", &content)
+            pay::done(&parts.headers, to, amount, false)
         }
         _ => text(StatusCode::BAD_REQUEST, "the form needs the fields `to` and `amount`"),
     }
@@ -477,6 +486,7 @@ fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Re
 }
 
 mod kernel;
+mod pay;
 
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,10 @@ pub struct Question {
     pub proofs: Vec<Proof>,
     /// The signed-in user's groups (`--groups a,b`; a case's `groups`).
     pub groups: Vec<String>,
+    /// `--bearer-claims`: an access token's claims, taken as verified (needs `[bearer]`).
+    pub bearer_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `--workload`: a client certificate naming this workload (SPIFFE ID or subject), issued at `at`.
+    pub workload: Option<String>,
 }
 
 /// Explains `q` under `cfg`; `history` is the user's risk history (empty when unknown).
@@ -97,7 +101,24 @@ pub async fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
     if let Some(w) = &rule.risk.window {
         let _ = writeln!(out, "hours     {}", w.text);
     }
+    match (&eval.who, &q.bearer_claims, &q.workload) {
+        (Some(w), Some(_), _) => {
+            let level = w.proofs.first().map_or("-", |p| p.level.as_str());
+            let _ = writeln!(
+                out,
+                "token     subject {}, client {}, level {level}, scopes {}",
+                w.user,
+                w.attrs.workload.as_deref().unwrap_or("-"),
+                if w.attrs.scopes.is_empty() { "-".to_string() } else { w.attrs.scopes.join(" ") }
+            );
+        }
+        (Some(w), None, Some(_)) => {
+            let _ = writeln!(out, "workload  {} (client certificate, aal1)", w.user);
+        }
+        _ => {}
+    }
     match &q.user {
+        _ if q.bearer_claims.is_some() || q.workload.is_some() => {}
         Some(u) => {
             let device = match q.device {
                 DeviceStatus::Known => "known",
@@ -158,7 +179,16 @@ pub async fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
     let line = match &eval.outcome {
         Outcome::Forward { .. } => "forward to the upstream".to_string(),
         Outcome::SignIn { need } => format!("sign in first (then: {need})"),
+        Outcome::StepUp { need, .. } if q.bearer_claims.is_some() => {
+            let acr = cfg
+                .bearer
+                .as_ref()
+                .map_or_else(|| need.level.as_str().to_string(), |b| crate::bearer::acr_values(b, need.level));
+            let age = need.max_age.map_or(String::new(), |a| format!(", max_age={}", a.as_secs()));
+            format!("401 insufficient_user_authentication (RFC 9470: acr_values=\"{acr}\"{age})")
+        }
         Outcome::StepUp { need, .. } => format!("challenge: step up to {need}"),
+        Outcome::Deny { cause: c @ crate::policy::cause::Cause::InvalidToken } => format!("401: {}", c.code()),
         Outcome::Deny { cause } => format!("deny (403): {}", cause.code()),
         Outcome::Unavailable => "503: the store cannot answer".to_string(),
         // Printed above.
@@ -232,6 +262,11 @@ pub async fn sandbox_on(live: Arc<Live>, q: &Question, history: &RiskHistory) ->
         query: None,
         asserted,
         session_cookie,
+        bearer: q.bearer_claims.clone().map(crate::bearer::Presented::DryRunClaims),
+        client_cert: q
+            .workload
+            .clone()
+            .map(|id| crate::workload::Presented::DryRun(crate::workload::Workload { id, issued_at: q.at })),
         risk_ctx: RiskRequest {
             user_agent: String::new(),
             device_cookie: if cfg.risk.enabled { device_cookie } else { None },

@@ -65,6 +65,14 @@ enum Command {
         /// The device: known, new or other-user.
         #[arg(long, default_value = "known")]
         device: String,
+        /// An API request with an access token of these claims (JSON object), taken as
+        /// verified; needs `[bearer]`. E.g. '{"sub":"svc","acr":"aal1","scope":"orders:read","exp":9999999999}'.
+        #[arg(long)]
+        bearer_claims: Option<String>,
+        /// A workload request: a client certificate naming this ID (a SPIFFE ID or a subject),
+        /// issued at --at.
+        #[arg(long)]
+        workload: Option<String>,
     },
     /// Run policy test cases (requests and the decisions expected) against --config.
     ///
@@ -190,7 +198,7 @@ fn real_main(cli: Cli) -> Result<()> {
             out!("{text}")?;
             Ok(())
         }
-        Command::Explain { method, url, user, groups, ip, at, device } => {
+        Command::Explain { method, url, user, groups, ip, at, device, bearer_claims, workload } => {
             let cfg = config::load(&cli.config, &overrides).map_err(|e| anyhow!("{}: {e}", cli.config.display()))?;
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| anyhow!("--method '{method}' is not an HTTP method"))?;
@@ -203,10 +211,40 @@ fn real_main(cli: Cli) -> Result<()> {
                 Some(u) => runtime()?.block_on(read_history(&cfg, u))?,
                 None => Default::default(),
             };
+            let bearer_claims = match bearer_claims {
+                None => None,
+                Some(text) => {
+                    if cfg.bearer.is_none() {
+                        return Err(anyhow!("--bearer-claims needs a [bearer] section in the config"));
+                    }
+                    match serde_json::from_str::<serde_json::Value>(&text) {
+                        Ok(serde_json::Value::Object(m)) => Some(m),
+                        _ => {
+                            return Err(anyhow!(
+                                "--bearer-claims: expected a JSON object such as '{{\"sub\":\"svc\"}}'"
+                            ))
+                        }
+                    }
+                }
+            };
+            if workload.is_some() && cfg.client_ca.is_none() {
+                return Err(anyhow!("--workload needs listen.tls_client_ca in the config"));
+            }
             if !groups.is_empty() && user.is_none() {
                 bail!("--groups needs --user: groups belong to a signed-in user");
             }
-            let q = stepgate::explain::Question { method, url, user, ip, at, device, proofs: Vec::new(), groups };
+            let q = stepgate::explain::Question {
+                method,
+                url,
+                user,
+                ip,
+                at,
+                device,
+                proofs: Vec::new(),
+                groups,
+                bearer_claims,
+                workload,
+            };
             let text = runtime()?.block_on(stepgate::explain::explain(&cfg, &q, &history)).map_err(|e| anyhow!(e))?;
             out_raw!("{}", text)?;
             Ok(())
@@ -315,6 +353,18 @@ fn check_config(path: &std::path::Path, overrides: &Overrides) -> Result<()> {
             match &cfg.tls {
                 Some(t) => out!("tls: on ({}, {})", t.cert.display(), t.key.display())?,
                 None => out!("tls: off (plain HTTP; terminate TLS in front, or set listen.tls_cert and tls_key)")?,
+            }
+            match &cfg.client_ca {
+                Some(ca) => out!(
+                    "client certificates: {} against {} (workload identities; Client-Cert believed from trusted_proxies)",
+                    if ca.required { "required" } else { "optional" },
+                    ca.path.display()
+                )?,
+                None => out!("client certificates: off")?,
+            }
+            match &cfg.bearer {
+                Some(b) => out!("bearer tokens: issuer {}, audiences {}", b.issuer, b.audiences.join(", "))?,
+                None => out!("bearer tokens: off (Authorization: Bearer is passed to the app unread)")?,
             }
             match &cfg.webauthn {
                 Some(w) => out!("webauthn: rp_id {} for origin {} (\"{}\")", w.rp_id, w.origin, w.rp_name)?,

@@ -197,6 +197,11 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     changed("listen.address", old.listen != new.listen);
     changed("listen.workers", old.workers != new.workers);
     changed("listen.header_timeout", old.header_timeout != new.header_timeout);
+    changed("listen.idle_timeout", old.limits.idle_timeout != new.limits.idle_timeout);
+    changed("listen.max_connections", old.limits.max_connections != new.limits.max_connections);
+    changed("listen.max_header_bytes", old.limits.max_header_bytes != new.limits.max_header_bytes);
+    changed("listen.max_concurrent_streams", old.limits.max_concurrent_streams != new.limits.max_concurrent_streams);
+    changed("listen.h2_keepalive_interval", old.limits.h2_keepalive_interval != new.limits.h2_keepalive_interval);
     changed("metrics.address", old.metrics != new.metrics);
     // Compared field by field, never printed: a Redis URL may carry a password.
     match (&old.store, &new.store) {

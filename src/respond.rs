@@ -88,8 +88,10 @@ pub fn refusal(
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{code} {title}</title>\
              <link rel=\"stylesheet\" href=\"/.stepgate/static/style.css\"></head>\n\
-             <body><main class=\"error\"><h1>{title}</h1><p>{detail}</p>\
-             <p class=\"request-id\">Request id: <code>{id}</code></p></main></body></html>\n"
+             <body><main class=\"problem\"><p class=\"brand\">stepgate</p><h1>{title}</h1><p>{detail}</p>\
+             <p><a href=\"/\">Back to the start page</a> · <a href=\"/.stepgate/account\">Your sign-in settings</a></p>\
+             <p class=\"request-id small\">Request id: <code>{id}</code> (give it if you ask for help)</p>\
+             </main></body></html>\n"
         );
         ("text/html; charset=utf-8", page)
     };
@@ -131,14 +133,19 @@ impl ProxyError {
     pub fn blame(&self) -> Blame {
         match self {
             ProxyError::BadTarget(_) | ProxyError::ClientBody(_) => Blame::Client,
-            ProxyError::Timeout { .. } | ProxyError::Connect { .. } | ProxyError::Upstream { .. } => Blame::Upstream,
+            ProxyError::Timeout { .. }
+            | ProxyError::Connect { .. }
+            | ProxyError::Upstream { .. }
+            | ProxyError::PoolFull { .. } => Blame::Upstream,
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::PoolFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::ClientBody(e) if crate::body::caused_by_stall(&**e) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadTarget(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -157,11 +164,20 @@ pub fn proxy_error_response(err: &ProxyError, reply: Reply<'_>) -> Response<Body
     let (title, detail) = match err {
         ProxyError::Timeout { .. } => ("Gateway timeout", "The application did not answer in time."),
         ProxyError::Connect { .. } => ("Bad gateway", "The application is not reachable."),
+        ProxyError::PoolFull { .. } => ("Service unavailable", "The application is busy; try again shortly."),
         ProxyError::Upstream { .. } => ("Bad gateway", "The application's answer could not be relayed."),
         ProxyError::BadTarget(_) => ("Bad request", "The request path cannot be forwarded."),
+        ProxyError::ClientBody(_) if err.status() == StatusCode::REQUEST_TIMEOUT => {
+            ("Request timeout", "The request body stopped arriving.")
+        }
         ProxyError::ClientBody(_) => ("Bad request", "The request body is malformed or was cut short."),
     };
-    error_page(err.status(), title, detail, reply)
+    let mut resp = error_page(err.status(), title, detail, reply);
+    if matches!(err, ProxyError::ClientBody(_)) {
+        // The rest of the body was never read: the connection cannot carry another request.
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -85,8 +85,9 @@
     var csrf = button.dataset.csrf;
     var ret = button.dataset.return || "/";
     var method = button.dataset.method || "GET";
+    var kept = button.dataset.kept || "";
     say("Follow your browser's prompt to use your passkey…", false);
-    var start = await post("/.stepgate/webauthn/auth/start", csrf, { return: ret });
+    var start = await post("/.stepgate/webauthn/auth/start", csrf, { return: ret, kept: kept });
     var pk = start.options.publicKey;
     pk.challenge = b64uToBuf(pk.challenge);
     pk.allowCredentials = withIds(pk.allowCredentials);
@@ -95,6 +96,7 @@
       ceremony: start.ceremony,
       return: ret,
       method: method,
+      kept: kept,
       credential: {
         id: a.id,
         rawId: bufToB64u(a.rawId),

@@ -144,6 +144,7 @@ async fn reset_factors(t: &Target<'_>, user: &str) -> Result<(bool, u64), AdminE
 fn record(user: &str, reason: &'static str) {
     let request_id = format!("admin-{:016x}", rand::random::<u64>());
     audit::emit(&audit::Record {
+        workload: None,
         kind: Kind::UserAdmin,
         request_id: &request_id,
         user: Some(user),

@@ -155,22 +155,85 @@ pub async fn finish_registration(
     })
 }
 
-/// Starts an assertion over the user's credentials.
+/// An assertion ceremony: the library's state, and the transaction it confirms (if any).
+#[derive(Serialize, Deserialize)]
+struct AuthCeremony {
+    state: PasskeyAuthentication,
+    #[serde(default)]
+    transaction: Option<String>,
+}
+
+/// Starts an assertion over the user's credentials. With `transaction` (a kept request's
+/// digest), the challenge is SHA-256(digest || 32 random bytes), so the authenticator's
+/// signature covers the transaction; the ceremony remembers the digest and only finishes for it.
 pub async fn start_authentication(
     wa: &Webauthn,
     store: &dyn Store,
     user: &str,
     held: &[WebauthnCredential],
     now: UnixTime,
+    transaction: Option<&str>,
 ) -> Result<(String, RequestChallengeResponse), CeremonyError> {
     let passkeys: Vec<Passkey> = held.iter().map(passkey_of).collect::<Result<_, _>>()?;
     if passkeys.is_empty() {
         return Err(CeremonyError::Rejected("no passkey registered".into()));
     }
-    let (rcr, state) =
+    let (mut rcr, mut state) =
         wa.start_passkey_authentication(&passkeys).map_err(|e| CeremonyError::Internal(e.to_string()))?;
-    let id = park(store, "auth", user, state, now).await?;
+    if let Some(digest) = transaction {
+        (rcr, state) = bind_challenge(rcr, state, &transaction_challenge(digest))?;
+    }
+    let ceremony = AuthCeremony { state, transaction: transaction.map(str::to_string) };
+    let id = park(store, "auth", user, ceremony, now).await?;
     Ok((id, rcr))
+}
+
+/// SHA-256(digest || 32 random bytes): a fresh challenge that commits to the transaction.
+pub fn transaction_challenge(digest: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut salt = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let mut h = Sha256::new();
+    h.update(digest.as_bytes());
+    h.update(salt);
+    h.finalize().into()
+}
+
+/// Puts `challenge` in place of the library's random one, in the options sent to the browser
+/// and in the state the assertion is checked against. webauthn-rs 0.6 has no way to supply a
+/// challenge; its state is serializable (`danger-allow-state-serialisation`), so the challenge
+/// is replaced where it appears, and the result read back through the library's own types.
+fn bind_challenge(
+    rcr: RequestChallengeResponse,
+    state: PasskeyAuthentication,
+    challenge: &[u8; 32],
+) -> Result<(RequestChallengeResponse, PasskeyAuthentication), CeremonyError> {
+    let internal = |e: serde_json::Error| CeremonyError::Internal(format!("binding the challenge: {e}"));
+    let old = serde_json::to_value(&rcr.public_key.challenge).map_err(internal)?;
+    // The challenge appears as bytes or as base64url text, depending on the serializer.
+    let old_bytes: Vec<u8> = serde_json::from_value(old.clone()).map_err(internal)?;
+    let forms =
+        |b: &[u8]| [serde_json::Value::String(URL_SAFE_NO_PAD.encode(b)), serde_json::to_value(b).unwrap_or_default()];
+    let (olds, news) = (forms(&old_bytes), forms(challenge));
+    fn swap(v: &mut serde_json::Value, old: &serde_json::Value, new: &serde_json::Value) -> usize {
+        match v {
+            x if x == old => {
+                *x = new.clone();
+                1
+            }
+            serde_json::Value::Array(a) => a.iter_mut().map(|x| swap(x, old, new)).sum(),
+            serde_json::Value::Object(o) => o.values_mut().map(|x| swap(x, old, new)).sum(),
+            _ => 0,
+        }
+    }
+    let mut r = serde_json::to_value(&rcr).map_err(internal)?;
+    let mut s = serde_json::to_value(&state).map_err(internal)?;
+    let swap_all = |v: &mut serde_json::Value| -> usize { olds.iter().zip(&news).map(|(o, n)| swap(v, o, n)).sum() };
+    if swap_all(&mut r) != 1 || swap_all(&mut s) != 1 {
+        // The library's layout changed: refuse rather than sign an unbound challenge.
+        return Err(CeremonyError::Internal("the challenge could not be bound to the transaction".into()));
+    }
+    Ok((serde_json::from_value(r).map_err(internal)?, serde_json::from_value(s).map_err(internal)?))
 }
 
 /// What a verified assertion proves.
@@ -182,17 +245,29 @@ pub struct Asserted {
     pub result_counter: u32,
 }
 
+/// What the browser presents to finish an assertion, and the transaction it is said to confirm.
+pub struct Presented<'a> {
+    pub ceremony: &'a str,
+    pub response: &'a PublicKeyCredential,
+    /// The kept request's digest; None: the assertion confirms no transaction.
+    pub transaction: Option<&'a str>,
+}
+
 /// Finishes an assertion; on success updates the credential's counter and last use in `held`.
 pub async fn finish_authentication(
     wa: &Webauthn,
     store: &dyn Store,
     user: &str,
-    ceremony: &str,
-    response: &PublicKeyCredential,
+    presented: Presented<'_>,
     held: &mut [WebauthnCredential],
     now: UnixTime,
 ) -> Result<Asserted, CeremonyError> {
-    let state: PasskeyAuthentication = take(store, "auth", ceremony, user, now).await?;
+    let Presented { ceremony, response, transaction } = presented;
+    let AuthCeremony { state, transaction: bound_to } = take(store, "auth", ceremony, user, now).await?;
+    // A ceremony started for one transaction confirms that one only (and an unbound one none).
+    if bound_to.as_deref() != transaction {
+        return Err(CeremonyError::Rejected("the assertion was made for another transaction".into()));
+    }
     let result: AuthenticationResult = match wa.finish_passkey_authentication(response, &state) {
         Ok(r) => r,
         Err(WebauthnError::CredentialPossibleCompromise) => return Err(CeremonyError::CounterRegression),

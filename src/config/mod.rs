@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod idp;
+pub mod limits;
 pub mod observe;
 pub mod raw;
 pub mod tls;
@@ -26,8 +27,13 @@ pub struct Config {
     /// The longest a client may take over a request's headers (HTTP/1.1), counted from the end
     /// of the previous request on a kept-alive connection: slow or idle clients are let go.
     pub header_timeout: std::time::Duration,
+    /// Idle, body, connection, header and HTTP/2 stream limits (`listen.*`). Read at start-up only.
+    pub limits: limits::ListenLimits,
     /// None: plain HTTP (TLS terminated in front of the gateway, or none).
     pub tls: Option<tls::ListenTls>,
+    /// Client certificates as workload identities (`listen.tls_client_ca`): asked for in the
+    /// TLS handshake, and checked in a trusted proxy's `Client-Cert` header.
+    pub client_ca: Option<crate::workload::client_ca::ClientCa>,
     pub public: PublicUrl,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream: Upstream,
@@ -37,9 +43,13 @@ pub struct Config {
     pub signin: Signin,
     pub totp: Totp,
     pub routes: RouteTable,
+    /// `routes.keep_body_max`: the largest body kept across a challenge, in bytes.
+    pub keep_body_max: usize,
     pub risk: RiskConfig,
     /// None: WebAuthn is off (`webauthn.enabled = false`).
     pub webauthn: Option<WebauthnConfig>,
+    /// None: `Authorization: Bearer` is not read (passed to the app as it is).
+    pub bearer: Option<crate::bearer::config::BearerConfig>,
     /// Where `GET /metrics` is served; None: no metrics listener. Read at start-up only.
     pub metrics: Option<SocketAddr>,
     pub access_log: observe::AccessLog,
@@ -291,17 +301,33 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         max_failures: positive("totp.max_failures", raw.totp.max_failures)?,
         failure_window: parse_duration("totp.failure_window", &raw.totp.failure_window)?,
     };
+    let keep_body_max = match raw.routes.keep_body_max.unwrap_or(64 * 1024) {
+        n @ 1..=1_048_576 => n as usize,
+        _ => {
+            return Err(ConfigError::new(
+                "routes.keep_body_max",
+                "must be 1 to 1048576 bytes (1 MiB): kept bodies are held in the store while the user confirms",
+            ))
+        }
+    };
     let routes =
         RouteTable::build_with(&raw.rules, &raw.default, raw.routes.case_sensitive, &raw.routes.extension_methods)?;
     let risk = crate::risk::config::parse(raw.risk.as_ref(), base)?;
     let webauthn = crate::authn::webauthn_config::parse(raw.webauthn.as_ref(), &public.host, &public.origin)?;
+    let bearer = crate::bearer::config::parse(raw.bearer.as_ref(), base)?;
     let workers = match raw.listen.workers {
         None | Some(0) => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         Some(n) if n <= 256 => n,
         Some(n) => return Err(ConfigError::new("listen.workers", format!("{n} is too many; at most 256"))),
     };
     let header_timeout = parse_duration("listen.header_timeout", &raw.listen.header_timeout)?;
-    let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), base)?;
+    let limits = limits::parse(&raw.listen)?;
+    let client_ca = crate::workload::client_ca::parse(
+        raw.listen.tls_client_ca.as_deref(),
+        raw.listen.tls_client_auth.as_deref(),
+        base,
+    )?;
+    let tls = tls::parse(raw.listen.tls_cert.as_deref(), raw.listen.tls_key.as_deref(), client_ca.as_ref(), base)?;
     let metrics = observe::parse_metrics(raw.metrics.as_ref(), listen)?;
     let access_log = observe::parse_access_log(&raw.access_log);
     let admin_socket = admin::parse(&raw.admin, &store, base)?;
@@ -309,7 +335,9 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         listen,
         workers,
         header_timeout,
+        limits,
         tls,
+        client_ca,
         public,
         trusted_proxies,
         upstream,
@@ -319,8 +347,10 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         signin,
         totp,
         routes,
+        keep_body_max,
         risk,
         webauthn,
+        bearer,
         metrics,
         access_log,
         admin_socket,
@@ -375,6 +405,11 @@ fn parse_upstream(raw: &raw::RawUpstream) -> Result<Upstream, ConfigError> {
         response_timeout: parse_duration("upstream.response_timeout", &raw.response_timeout)?,
         pool_idle_timeout: parse_duration("upstream.pool_idle_timeout", &raw.pool_idle_timeout)?,
         pool_max_idle_per_host: raw.pool_max_idle_per_host,
+        max_connections: match raw.max_connections {
+            0 => return Err(ConfigError::new("upstream.max_connections", "must be at least 1")),
+            n => n,
+        },
+        pool_timeout: parse_duration("upstream.pool_timeout", &raw.pool_timeout)?,
         allow_underscores_in_headers: raw.allow_underscores_in_headers,
     })
 }

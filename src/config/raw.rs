@@ -27,6 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub webauthn: Option<RawWebauthn>,
     #[serde(default)]
+    pub bearer: Option<crate::bearer::config::RawBearer>,
+    #[serde(default)]
     pub metrics: Option<super::observe::RawMetrics>,
     #[serde(default)]
     pub access_log: super::observe::RawAccessLog,
@@ -56,6 +58,25 @@ pub struct RawListen {
     pub tls_cert: Option<String>,
     #[serde(default)]
     pub tls_key: Option<String>,
+    /// The limits below: see `config::limits`.
+    #[serde(default = "super::limits::d_idle_timeout")]
+    pub idle_timeout: String,
+    #[serde(default = "super::limits::d_body_timeout")]
+    pub body_timeout: String,
+    #[serde(default = "super::limits::d_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "super::limits::d_max_header_bytes")]
+    pub max_header_bytes: usize,
+    #[serde(default = "super::limits::d_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+    #[serde(default = "super::limits::d_h2_keepalive_interval")]
+    pub h2_keepalive_interval: String,
+    /// PEM CA bundle: client certificates that chain to it are workload identities.
+    #[serde(default)]
+    pub tls_client_ca: Option<String>,
+    /// "optional" (default) or "required".
+    #[serde(default)]
+    pub tls_client_auth: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +91,10 @@ pub struct RawUpstream {
     pub pool_idle_timeout: String,
     #[serde(default = "d_pool_max")]
     pub pool_max_idle_per_host: usize,
+    #[serde(default = "d_upstream_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "d_pool_timeout")]
+    pub pool_timeout: String,
     #[serde(default)]
     pub allow_underscores_in_headers: bool,
 }
@@ -196,6 +221,10 @@ pub struct RawRoutes {
     /// Methods beyond the standard ones that rules may name (e.g. WebDAV's `PROPFIND`).
     #[serde(default)]
     pub extension_methods: Vec<String>,
+    /// The largest request body (bytes) kept across a challenge (`Confirming actions`);
+    /// default 65536.
+    #[serde(default)]
+    pub keep_body_max: Option<u64>,
 }
 
 fn d_header_timeout() -> String {
@@ -212,6 +241,12 @@ fn d_pool_idle() -> String {
 }
 fn d_pool_max() -> usize {
     64
+}
+fn d_upstream_max_connections() -> usize {
+    1024
+}
+fn d_pool_timeout() -> String {
+    "5s".into()
 }
 fn d_identity_source() -> String {
     "builtin".into()

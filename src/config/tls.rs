@@ -23,7 +23,12 @@ impl ListenTls {
 }
 
 /// Both keys or neither; relative paths are relative to the config file's folder.
-pub fn parse(cert: Option<&str>, key: Option<&str>, base: &Path) -> Result<Option<ListenTls>, ConfigError> {
+pub fn parse(
+    cert: Option<&str>,
+    key: Option<&str>,
+    client_ca: Option<&crate::workload::client_ca::ClientCa>,
+    base: &Path,
+) -> Result<Option<ListenTls>, ConfigError> {
     let (cert, key) = match (cert, key) {
         (None, None) => return Ok(None),
         (Some(c), Some(k)) => (base.join(c), base.join(k)),
@@ -39,10 +44,15 @@ pub fn parse(cert: Option<&str>, key: Option<&str>, base: &Path) -> Result<Optio
     let private = PrivateKeyDer::from_pem_file(&key)
         .map_err(|e| ConfigError::new("listen.tls_key", format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::new("listen.tls_cert", e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| ConfigError::new("listen.tls_cert", e.to_string()))?;
+    // With a client CA, the handshake asks for a certificate (and demands one if required).
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(ca.handshake.clone()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder
         .with_single_cert(chain, private)
         .map_err(|e| ConfigError::new("listen.tls_key", format!("does not fit the certificate: {e}")))?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

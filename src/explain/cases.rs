@@ -167,7 +167,18 @@ fn check(raw: RawCase, cfg: &Config) -> Result<Case, String> {
             proofs(raw.level, raw.proof_method, signed_in, at, age)?
         }
     };
-    let question = Question { method, url: raw.url, user: raw.user, ip, at, device, proofs, groups };
+    let question = Question {
+        method,
+        url: raw.url,
+        user: raw.user,
+        ip,
+        at,
+        device,
+        proofs,
+        groups,
+        bearer_claims: None,
+        workload: None,
+    };
     Ok(Case { name: raw.name, question, expect: raw.expect, expect_rule: raw.expect_rule })
 }
 

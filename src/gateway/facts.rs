@@ -73,9 +73,41 @@ pub fn build(
         query: asked.query.map(str::to_string),
         asserted: asserted_user(cfg, headers, peer_trusted),
         session_cookie: cookies::get(headers, cookies::SESSION, cfg.public.https),
+        client_cert: client_cert(cfg, conn, headers, peer_trusted, state.clock.now())
+            .map(crate::workload::Presented::Der),
+        bearer: cfg
+            .bearer
+            .as_ref()
+            .and_then(|_| crate::bearer::from_headers(headers))
+            .map(crate::bearer::Presented::Token),
         risk_ctx: RiskRequest::read(cfg, headers),
         live,
     })
+}
+
+/// RFC 9440: the header a TLS-terminating proxy passes the client's certificate in.
+pub const CLIENT_CERT: http::HeaderName = http::HeaderName::from_static("client-cert");
+pub const CLIENT_CERT_CHAIN: http::HeaderName = http::HeaderName::from_static("client-cert-chain");
+
+/// The client's certificate: the TLS handshake's, else a trusted proxy's `Client-Cert` (one
+/// header, chaining to `listen.tls_client_ca`). From anyone else the header is ignored.
+fn client_cert(
+    cfg: &crate::config::Config,
+    conn: &Conn,
+    headers: &HeaderMap,
+    peer_trusted: bool,
+    now: crate::clock::UnixTime,
+) -> Option<Arc<[u8]>> {
+    let ca = cfg.client_ca.as_ref()?;
+    if let Some(der) = conn.tls.as_ref().and_then(|t| t.client_cert.clone()) {
+        return Some(der);
+    }
+    if !peer_trusted {
+        return None;
+    }
+    let mut values = headers.get_all(CLIENT_CERT).iter();
+    let (Some(v), None) = (values.next(), values.next()) else { return None };
+    ca.verify_header(v.as_bytes(), now).map(Arc::from)
 }
 
 /// Normalizes a host name as the rules see it.

@@ -89,6 +89,13 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, st
     eval.outcome = match eval.outcome {
         Outcome::GatewayPage => Outcome::Deny { cause: Cause::GatewayPath },
         Outcome::MethodRefused => Outcome::Deny { cause: Cause::MethodRefused },
+        // A bound rule confirms a request body, which a front proxy's question does not carry:
+        // fail closed rather than let the action through on the session's proof.
+        Outcome::Forward { .. } | Outcome::StepUp { .. }
+            if eval.rule.is_some_and(|r| r.bind.is_some()) && crate::policy::bind::carries_body(&ctx.method) =>
+        {
+            Outcome::Deny { cause: Cause::TransactionUnconfirmed }
+        }
         other => other,
     };
     record::audit_decision(&ctx, &eval);
@@ -109,9 +116,9 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, st
         }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, send_to),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, send_to),
-        Outcome::Deny { cause } => denied(&ctx, cause),
+        Outcome::Deny { cause } => denied(&ctx, cause, eval.rule),
         // Mapped to denials above.
-        Outcome::GatewayPage | Outcome::MethodRefused => denied(&ctx, Cause::GatewayPath),
+        Outcome::GatewayPage | Outcome::MethodRefused => denied(&ctx, Cause::GatewayPath, None),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
     };
     record::finish(&ctx, &eval, record::Mode::ForwardAuth, resp, started)

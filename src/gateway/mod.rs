@@ -4,6 +4,7 @@
 
 pub mod facts;
 pub mod forward_auth;
+pub mod kept;
 pub mod record;
 pub mod stepup;
 pub mod tunnel;
@@ -17,7 +18,7 @@ use crate::policy::level::{Level, Proof};
 use crate::proxy::headers::{remove_hop_by_hop, set_forwarded, strip_spoofable_headers, RequestHygiene};
 use crate::proxy::upgrade::is_websocket_handshake;
 use crate::proxy::{ForwardTarget, Upgrade};
-use crate::respond::{error_page, proxy_error_response, wants_json, Reply, X_REQUEST_ID};
+use crate::respond::{error_page, proxy_error_response, wants_json, Blame, Reply, X_REQUEST_ID};
 use crate::session::cookies;
 use crate::state::SharedState;
 use crate::web::urls::Need;
@@ -27,6 +28,7 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use crate::pipeline::kept::KEPT_PATH;
 pub use crate::pipeline::{is_gateway_path, PREFIX};
 
 pub const X_USER: HeaderName = HeaderName::from_static("x-stepgate-user");
@@ -34,6 +36,8 @@ pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");
 pub const X_AUTH_TIME: HeaderName = HeaderName::from_static("x-stepgate-auth-time");
 pub const X_METHODS: HeaderName = HeaderName::from_static("x-stepgate-methods");
 pub const X_RISK: HeaderName = HeaderName::from_static("x-stepgate-risk");
+/// The workload's ID (a bearer token's client, a certificate's SPIFFE ID or subject).
+pub const X_WORKLOAD: HeaderName = HeaderName::from_static("x-stepgate-workload");
 
 pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let started = Instant::now();
@@ -64,9 +68,18 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         // Evaluated and recorded as the request the front proxy asks about.
         return forward_auth::answer(&ctx, req.headers(), question, started).await;
     }
-    let eval = evaluate(&ctx, Pass::Request).await;
+    let mut eval = evaluate(&ctx, Pass::Request).await;
+    if kept::applies(&ctx, &eval) {
+        // A body-carrying request that needs a step-up, or one for a bound rule.
+        let resp = kept::act(&ctx, req, &mut eval).await;
+        record::audit_decision(&ctx, &eval);
+        return record::finish(&ctx, &eval, record::Mode::Proxy, resp, started);
+    }
     record::audit_decision(&ctx, &eval);
     let resp = match eval.outcome.clone() {
+        Outcome::GatewayPage if ctx.path.as_str() == KEPT_PATH && ctx.method == http::Method::GET => {
+            return kept::replay(&ctx, started).await
+        }
         Outcome::GatewayPage => crate::web::handle(&ctx, req).await,
         Outcome::MethodRefused => method_not_allowed(ctx.reply()),
         Outcome::Forward { .. } => {
@@ -79,11 +92,18 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
                 true => Upgrade::WebSocket { close_when: tunnel_watch(&ctx, &eval) },
                 false => Upgrade::No,
             };
-            forward(&ctx, req, &eval, upgrade).await
+            let body_timeout = ctx.live.config.limits.body_timeout;
+            forward(&ctx, req.map(|b| body::from_client_within(b, body_timeout)), &eval, upgrade, None).await
+        }
+        Outcome::SignIn { need } if kept::is_form(req.headers()) && !ctx.navigation => {
+            // A browser form sent while signed out: to the sign-in page, then back to the
+            // page (the form is not kept: there is no session to keep it for).
+            let page = Ctx { navigation: true, method: http::Method::GET, ..ctx.clone() };
+            stepup::respond(&page, &need, Need::SignIn, stepup::SendTo::Redirect)
         }
         Outcome::SignIn { need } => stepup::respond(&ctx, &need, Need::SignIn, stepup::SendTo::Redirect),
         Outcome::StepUp { need, .. } => stepup::respond(&ctx, &need, Need::StepUp, stepup::SendTo::Redirect),
-        Outcome::Deny { cause } => denied(&ctx, cause),
+        Outcome::Deny { cause } => denied(&ctx, cause, eval.rule),
         Outcome::Unavailable => store_unavailable(&ctx, &eval),
     };
     record::finish(&ctx, &eval, record::Mode::Proxy, resp, started)
@@ -137,8 +157,11 @@ fn method_not_allowed(reply: Reply<'_>) -> Response<Body> {
     resp
 }
 
-/// 403 for a denied request.
-pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
+/// 403 for a denied request; a bearer token's refusal in RFC 6750 terms (`stepup::token_refusal`).
+pub fn denied(ctx: &Ctx, cause: Cause, rule: Option<&crate::policy::routes::Rule>) -> Response<Body> {
+    if let Some(resp) = stepup::token_refusal(ctx, cause, rule) {
+        return resp;
+    }
     let detail = match cause {
         Cause::DeniedNetwork => "Requests from your network are not accepted.",
         Cause::GatewayPath => "The gateway's own pages are served by the gateway, not the application.",
@@ -149,6 +172,14 @@ pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
         Cause::MissingScope => "The token does not carry the scope this address needs.",
         Cause::WorkloadNotAllowed => "This address is only for certain services (workload identities).",
         Cause::CredentialTooOld => "The credential was issued too long ago; use a freshly issued one.",
+        Cause::TransactionUnconfirmed => {
+            "This action is confirmed on its own through the gateway (bind = \"transaction\"), \
+             which a front proxy's forward-auth question cannot do: send it through the gateway as the proxy."
+        }
+        Cause::InvalidCertificate => {
+            "The client certificate is not a valid workload identity (SPIFFE X.509-SVID rules: one spiffe:// URI SAN, \
+             not a CA, digitalSignature key usage)."
+        }
         _ => "This address is not available through the gateway.",
     };
     error_page(StatusCode::FORBIDDEN, "Forbidden", detail, ctx.reply())
@@ -158,6 +189,16 @@ pub fn denied(ctx: &Ctx, cause: Cause) -> Response<Body> {
 pub fn store_unavailable(ctx: &Ctx, eval: &Evaluation<'_>) -> Response<Body> {
     let error = eval.store_error.as_ref().map(ToString::to_string).unwrap_or_default();
     tracing::error!(request_id = %ctx.request_id, error = %error, "store unavailable; protected route refused");
+    unavailable_page(ctx)
+}
+
+/// `store_unavailable` for a store error met while acting (keeping or replaying a request).
+pub fn store_unavailable_error(ctx: &Ctx, e: &crate::store::StoreError) -> Response<Body> {
+    tracing::error!(request_id = %ctx.request_id, error = %e, "store unavailable; kept request refused");
+    unavailable_page(ctx)
+}
+
+fn unavailable_page(ctx: &Ctx) -> Response<Body> {
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Temporarily unavailable",
@@ -170,13 +211,12 @@ pub fn store_unavailable(ctx: &Ctx, eval: &Evaluation<'_>) -> Response<Body> {
 /// opened it ends (see `tunnel`). Anonymous tunnels (public routes) have nothing to end.
 fn tunnel_watch(ctx: &Ctx, eval: &Evaluation<'_>) -> Option<crate::proxy::upgrade::CloseWhen> {
     let who = eval.who.as_ref()?;
-    let (session, _) = who.session.as_ref()?;
-    let opened = tunnel::Opened {
-        ctx: ctx.clone(),
-        session: session.clone(),
-        verdict: eval.scored.verdict,
-        user: who.user.clone(),
-    };
+    let session = who.session.as_ref().map(|(id, _)| id.clone());
+    // Without a session, only a machine credential (re-verified on every check) is watched.
+    if session.is_none() && !ctx.machine_client() {
+        return None;
+    }
+    let opened = tunnel::Opened { ctx: ctx.clone(), session, verdict: eval.scored.verdict, user: who.user.clone() };
     Some(tunnel::watch(opened))
 }
 
@@ -200,6 +240,9 @@ pub fn identity_headers(who: Option<&Who>, scored: &Scored, public: bool) -> Vec
                 out.push((name, v));
             }
         }
+        if let Some(v) = who.attrs.workload.as_deref().and_then(|w| HeaderValue::from_str(w).ok()) {
+            out.push((X_WORKLOAD, v));
+        }
     }
     if !public {
         out.push((X_RISK, HeaderValue::from(u16::from(scored.assessment.score))));
@@ -207,7 +250,15 @@ pub fn identity_headers(who: Option<&Who>, scored: &Scored, public: bool) -> Vec
     out
 }
 
-async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, upgrade: Upgrade) -> Response<Body> {
+/// Forwards upstream with the gateway's identity headers (the client's `X-Stepgate-*` gone);
+/// `transaction`: the digest of the confirmed request (`X-Stepgate-Transaction`).
+async fn forward(
+    ctx: &Ctx,
+    mut req: Request<Body>,
+    eval: &Evaluation<'_>,
+    upgrade: Upgrade,
+    transaction: Option<&str>,
+) -> Response<Body> {
     let cfg = &ctx.live.config;
     let identity_header = match &cfg.identity {
         crate::config::Identity::Header { header } => Some(header.clone()),
@@ -220,9 +271,17 @@ async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, u
         keep_underscores: cfg.upstream.allow_underscores_in_headers,
     };
     strip_spoofable_headers(headers, hygiene);
+    // A certificate header is believed, and passed on, only from a trusted proxy.
+    if !ctx.peer_trusted {
+        headers.remove(facts::CLIENT_CERT);
+        headers.remove(facts::CLIENT_CERT_CHAIN);
+    }
     cookies::strip_own(headers, cfg.public.https);
     for (name, value) in identity_headers(eval.who.as_ref(), &eval.scored, eval.public) {
         headers.insert(name, value);
+    }
+    if let Some(v) = transaction.and_then(|t| HeaderValue::from_str(t).ok()) {
+        headers.insert(crate::pipeline::kept::X_TRANSACTION, v);
     }
     let proto = if cfg.public.https { "https" } else { "http" };
     // The chain grows by the hop that connected to us, not by the client address read from it.
@@ -231,10 +290,14 @@ async fn forward(ctx: &Ctx, mut req: Request<Incoming>, eval: &Evaluation<'_>, u
         headers.insert(X_REQUEST_ID, v);
     }
     let target = ForwardTarget { path_and_query: ctx.path_and_query(), upgrade };
-    match ctx.live.upstream.forward(req.map(body::from_client), target).await {
+    match ctx.live.upstream.forward(req, target).await {
         Ok(resp) => resp,
         Err(e) => {
-            ctx.state.metrics.upstream_error(&e);
+            // A body the client cut short or let stall is the client's doing, not the upstream's.
+            match e.blame() {
+                Blame::Client => ctx.state.metrics.client_error(&e),
+                Blame::Upstream => ctx.state.metrics.upstream_error(&e),
+            }
             proxy_error_response(&e, ctx.reply())
         }
     }

@@ -7,6 +7,10 @@
 //! follows within a second), the session expired or was revoked, the rule's `max_age` lapsed,
 //! or the rule now denies. A store that cannot answer closes it too (fail closed).
 //!
+//! A tunnel opened with a bearer token or a client certificate (no session) is watched the
+//! same way: the token is verified again each time, so it closes when the token expires, the
+//! issuer's keys no longer verify it, or the rule changes.
+//!
 //! A step-up renews the session id (`web::sessions::elevate`), so a tunnel opened before it
 //! closes; WebSocket clients reconnect with the new cookie.
 
@@ -24,8 +28,8 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 pub struct Opened {
     /// The opening request's facts (its cookies, client, path...).
     pub ctx: Ctx,
-    /// The session the tunnel was opened with.
-    pub session: SessionId,
+    /// The session the tunnel was opened with (None: a bearer token or client certificate).
+    pub session: Option<SessionId>,
     /// The risk verdict at opening time (risk is not scored again).
     pub verdict: RiskVerdict,
     pub user: String,
@@ -61,6 +65,7 @@ pub fn watch(opened: Opened) -> CloseWhen {
         let o = &opened.ctx;
         tracing::info!(request_id = %o.request_id, reason = why.as_str(), "closing an upgraded connection");
         audit::emit(&audit::Record {
+            workload: None,
             kind: Kind::TunnelClosed,
             request_id: &o.request_id,
             user: Some(&opened.user),
@@ -84,8 +89,13 @@ async fn still_allowed(o: &Opened) -> Option<(String, Closed)> {
     if eval.outcome == Outcome::Unavailable {
         return Some((name, Closed::StoreUnavailable));
     }
-    let same_session = eval.who.as_ref().and_then(|w| w.session.as_ref()).is_some_and(|(id, _)| *id == o.session);
-    if !same_session {
+    let same = match (&o.session, eval.who.as_ref()) {
+        (Some(opened), Some(w)) => w.session.as_ref().is_some_and(|(id, _)| id == opened),
+        (None, Some(w)) => w.session.is_none() && w.user == o.user,
+        (_, None) => false,
+    };
+    // A denial (an expired token is `invalid_token`) is the rule no longer allowing it.
+    if !same && !matches!(eval.outcome, Outcome::Deny { .. }) {
         return Some((name, Closed::SessionEnded));
     }
     match eval.outcome {

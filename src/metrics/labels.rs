@@ -65,10 +65,39 @@ label_enum! {
     UpstreamErrorKind {
         Timeout => "timeout",
         Connect => "connect",
+        PoolFull => "pool_full",
         Upstream => "upstream",
         ClientBody => "client_body",
         BadTarget => "bad_target",
     }
+}
+
+label_enum! {
+    /// Forwards that failed through the client's doing (see `respond::Blame::Client`).
+    ClientErrorKind {
+        BodyCut => "body_cut",
+        BodyStalled => "body_stalled",
+        BadTarget => "bad_target",
+    }
+}
+
+impl ClientErrorKind {
+    pub fn of(err: &ProxyError) -> Option<ClientErrorKind> {
+        match err {
+            ProxyError::ClientBody(e) if crate::body::caused_by_stall(&**e) => Some(ClientErrorKind::BodyStalled),
+            ProxyError::ClientBody(_) => Some(ClientErrorKind::BodyCut),
+            ProxyError::BadTarget(_) => Some(ClientErrorKind::BadTarget),
+            ProxyError::Timeout { .. }
+            | ProxyError::Connect { .. }
+            | ProxyError::PoolFull { .. }
+            | ProxyError::Upstream { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClientErrorLabels {
+    pub kind: ClientErrorKind,
 }
 
 label_enum! {
@@ -119,6 +148,7 @@ impl UpstreamErrorKind {
         match err {
             ProxyError::Timeout { .. } => UpstreamErrorKind::Timeout,
             ProxyError::Connect { .. } => UpstreamErrorKind::Connect,
+            ProxyError::PoolFull { .. } => UpstreamErrorKind::PoolFull,
             ProxyError::Upstream { .. } => UpstreamErrorKind::Upstream,
             ProxyError::ClientBody(_) => UpstreamErrorKind::ClientBody,
             ProxyError::BadTarget(_) => UpstreamErrorKind::BadTarget,

@@ -39,7 +39,9 @@ pub struct Metrics {
     store_duration: HistogramFamily<StoreOpLabels>,
     store_errors: Family<StoreOpLabels, Counter>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    client_errors: Family<ClientErrorLabels, Counter>,
     open_connections: Gauge,
+    connections_refused: Counter,
     config_reloads: Family<ReloadLabels, Counter>,
     config_loaded_at: Gauge,
     shadow_decisions: Family<ShadowLabels, Counter>,
@@ -98,7 +100,9 @@ impl Metrics {
             store_duration: Family::new_with_constructor(store_buckets),
             store_errors: Family::default(),
             upstream_errors: Family::default(),
+            client_errors: Family::default(),
             open_connections: Gauge::default(),
+            connections_refused: Counter::default(),
             config_reloads: Family::default(),
             config_loaded_at: Gauge::default(),
             shadow_decisions: Family::default(),
@@ -147,9 +151,19 @@ impl Metrics {
             self.upstream_errors.clone(),
         );
         r.register(
+            "stepgate_client_errors",
+            "Forwards that failed through the client (a body cut short or stalled, a bad target), by kind",
+            self.client_errors.clone(),
+        );
+        r.register(
             "stepgate_open_connections",
             "Client connections open on the gateway's listener (TLS included)",
             self.open_connections.clone(),
+        );
+        r.register(
+            "stepgate_connections_refused",
+            "Client connections closed at accept because listen.max_connections were open",
+            self.connections_refused.clone(),
         );
         r.register(
             "stepgate_config_reloads",
@@ -185,6 +199,9 @@ impl Metrics {
         }
         for &kind in UpstreamErrorKind::ALL {
             let _ = self.upstream_errors.get_or_create(&UpstreamErrorLabels { kind });
+        }
+        for &kind in ClientErrorKind::ALL {
+            let _ = self.client_errors.get_or_create(&ClientErrorLabels { kind });
         }
         for &result in ReloadResult::ALL {
             let _ = self.config_reloads.get_or_create(&ReloadLabels { result });
@@ -236,8 +253,27 @@ impl Metrics {
         }
     }
 
+    /// A forward that failed through the client's doing (counted apart from upstream errors).
+    pub fn client_error(&self, err: &ProxyError) {
+        if let Some(kind) = ClientErrorKind::of(err) {
+            self.client_errors.get_or_create(&ClientErrorLabels { kind }).inc();
+        }
+    }
+
     pub fn upstream_error(&self, err: &ProxyError) {
         self.upstream_errors.get_or_create(&UpstreamErrorLabels { kind: UpstreamErrorKind::of(err) }).inc();
+    }
+
+    /// Counts an accepted connection as open until the returned guard is dropped, unless `max`
+    /// are open already (on every serving thread): then counts a refusal and returns None.
+    pub fn connection_opened_within(self: &Arc<Self>, max: usize) -> Option<OpenConnection> {
+        let before = self.open_connections.inc();
+        if usize::try_from(before).unwrap_or(0) >= max {
+            self.open_connections.dec();
+            self.connections_refused.inc();
+            return None;
+        }
+        Some(OpenConnection(self.clone()))
     }
 
     /// Counts an accepted connection as open until the returned guard is dropped.

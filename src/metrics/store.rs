@@ -33,6 +33,12 @@ impl MeteredStore {
 
 #[async_trait]
 impl Store for MeteredStore {
+    fn answering(&self) -> bool {
+        self.inner.answering()
+    }
+    fn optional_wait(&self) -> Option<Duration> {
+        self.inner.optional_wait()
+    }
     async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError> {
         self.timed(StoreOp::GetSession, self.inner.get_session(key, now)).await
     }

@@ -35,6 +35,8 @@ pub struct TlsFacts {
     pub server_name: Option<String>,
     /// The application protocol agreed by ALPN (`h2`, `http/1.1`), if any.
     pub alpn: Option<String>,
+    /// The client's leaf certificate (DER), verified in the handshake against `listen.tls_client_ca`.
+    pub client_cert: Option<Arc<[u8]>>,
 }
 
 /// Everything about one request that the phases after normalization need.
@@ -61,6 +63,11 @@ pub struct Ctx {
     pub asserted: Option<String>,
     /// The session cookie's value, if the request carries one.
     pub session_cookie: Option<String>,
+    /// The `Authorization: Bearer` token, read only when `[bearer]` is configured. Never logged.
+    pub bearer: Option<crate::bearer::Presented>,
+    /// A verified client certificate (DER): from the TLS handshake, or a trusted proxy's
+    /// RFC 9440 `Client-Cert` header checked against `listen.tls_client_ca`.
+    pub client_cert: Option<crate::workload::Presented>,
     /// What the risk scorer reads off the request (the User-Agent, also for the access log;
     /// the device cookie only when `[risk]` is present).
     pub risk_ctx: RiskRequest,
@@ -93,6 +100,12 @@ impl Ctx {
             Some(q) => format!("{}?{}", self.path.as_str(), q),
             None => self.path.as_str().to_string(),
         }
+    }
+
+    /// An API client or a workload (a bearer token, or a client certificate without a session
+    /// cookie): answered 401/403, never sent to a page.
+    pub fn machine_client(&self) -> bool {
+        self.bearer.is_some() || (self.client_cert.is_some() && self.session_cookie.is_none())
     }
 
     /// How refusals to this request are written.

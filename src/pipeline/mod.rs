@@ -13,14 +13,16 @@
 
 pub mod ctx;
 pub mod identify;
+pub mod kept;
 pub mod risk;
 pub mod route;
 
 pub use ctx::{is_gateway_path, is_navigation, new_request_id, Conn, Ctx, RiskRequest, TlsFacts, PREFIX};
 
 use crate::clock::UnixTime;
+use crate::policy::conditions::Attributes;
 use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
-use crate::policy::level::{Level, Proof};
+use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::policy::routes::{Action, Requirement, Rule};
 use crate::risk::RiskVerdict;
 use crate::store::StoreError;
@@ -177,15 +179,54 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     let anyone_needed = !public || shadow_rules.iter().any(|r| !is_public(r));
     let touch = if matches!(pass, Pass::Recheck(_)) { Touch::No } else { Touch::Yes };
     // A public route with no session cookie needs no store read at all.
-    let who = if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
+    // A bearer token is the identity when one is presented: checked before anything about the
+    // requirement is answered (a bad one is `invalid_token`, whatever the route needs).
+    let bearer = match (&cfg.bearer, &ctx.bearer) {
+        (Some(b), Some(presented)) if anyone_needed => Some(crate::bearer::check(b, presented, ctx.now).await),
+        _ => None,
+    };
+    let who = if let Some(checked) = bearer {
+        match checked {
+            Ok(token) => {
+                Some(Who { user: token.subject, proofs: vec![token.proof], session: None, attrs: token.attrs })
+            }
+            Err(e) => {
+                tracing::info!(request_id = %ctx.request_id, error = %e, "bearer token refused");
+                let outcome = match e {
+                    crate::bearer::TokenError::KeysUnavailable => Outcome::Unavailable,
+                    _ => Outcome::Deny { cause: Cause::InvalidToken },
+                };
+                return Evaluation { rule: Some(rule), ..Evaluation::before_rule(outcome) };
+            }
+        }
+    } else if let (Some(cert), None, true) = (&ctx.client_cert, &ctx.session_cookie, anyone_needed) {
+        // A client certificate (and no session): the workload it names.
+        match cert.identify() {
+            Ok(w) => Some(Who {
+                user: w.id.clone(),
+                proofs: vec![Proof { level: Level::Aal1, method: AuthMethod::Certificate, auth_time: ctx.now }],
+                session: None,
+                attrs: Attributes {
+                    workload: Some(w.id),
+                    credential_issued_at: Some(w.issued_at),
+                    ..Attributes::default()
+                },
+            }),
+            Err(e) => {
+                tracing::info!(request_id = %ctx.request_id, error = %e, "client certificate is no workload identity");
+                return Evaluation {
+                    rule: Some(rule),
+                    ..Evaluation::before_rule(Outcome::Deny { cause: Cause::InvalidCertificate })
+                };
+            }
+        }
+    } else if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
         None
+    } else if public {
+        identify_if_quick(ctx, touch).await
     } else {
         match identify(ctx, touch).await {
             Ok(w) => w,
-            Err(e) if public => {
-                tracing::warn!(request_id = %ctx.request_id, error = %e, "store unavailable; public route passed without identity");
-                None
-            }
             Err(e) => return Evaluation::unavailable(rule, None, e),
         }
     };
@@ -234,6 +275,30 @@ fn with_conditions(rule: &Rule, who: Option<&Who>, outcome: Outcome, now: UnixTi
         Ok(()) => outcome,
         Err(cause) => Outcome::Deny { cause },
     }
+}
+
+/// The identity on a public route, if the store gives it at once: not asked while the store is
+/// known not to answer, and given up after the store's `optional_wait` (250 ms for Redis). The
+/// route needs nobody, so it is served either way, without identity (and so without identity
+/// headers).
+async fn identify_if_quick(ctx: &Ctx, touch: Touch) -> Option<Who> {
+    let store = &ctx.state.store;
+    let why = if !store.answering() {
+        "store not answering".to_string()
+    } else {
+        let asked = identify(ctx, touch);
+        let answer = match store.optional_wait() {
+            Some(wait) => tokio::time::timeout(wait, asked).await.map_err(|_| wait),
+            None => Ok(asked.await),
+        };
+        match answer {
+            Ok(Ok(w)) => return w,
+            Ok(Err(e)) => e.to_string(),
+            Err(wait) => format!("no answer within {wait:?}"),
+        }
+    };
+    tracing::warn!(request_id = %ctx.request_id, error = %why, "store unavailable; public route passed without identity");
+    None
 }
 
 /// What `rule` would decide for this request, scored with its own risk settings without

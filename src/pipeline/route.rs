@@ -104,6 +104,8 @@ require = "none"
             device: crate::risk::device::DeviceStatus::Known,
             proofs: Vec::new(),
             groups: Vec::new(),
+            bearer_claims: None,
+            workload: None,
         };
         let out = crate::explain::explain(&cfg, &q("http://app.example/.stepgate/login", "203.0.113.7"), &history)
             .await
@@ -143,6 +145,8 @@ mod shadow_tests {
             device: crate::risk::device::DeviceStatus::Known,
             proofs: Vec::new(),
             groups: Vec::new(),
+            bearer_claims: None,
+            workload: None,
         };
         explain(cfg, &q, &Default::default()).await.unwrap()
     }

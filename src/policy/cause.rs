@@ -37,6 +37,16 @@ pub enum Cause {
     WorkloadNotAllowed,
     /// Refused: the certificate or token was issued longer ago than `max_credential_age`.
     CredentialTooOld,
+    /// Step-up needed: the rule binds the transaction (`bind = "transaction"`) and no proof
+    /// was made for this request (each confirms one request body, once).
+    TransactionUnconfirmed,
+    /// Refused: the request body is too big (or an upload) to be kept across a challenge.
+    BodyNotKept,
+    /// Refused with 401: the bearer token does not verify (RFC 6750 `invalid_token`).
+    InvalidToken,
+    /// Denied: the client certificate chained to the CA but is no valid workload identity
+    /// (an SVID breaking the X.509-SVID rules, or an empty subject).
+    InvalidCertificate,
 }
 
 impl Cause {
@@ -58,11 +68,15 @@ impl Cause {
             Cause::MissingScope => "insufficient_scope",
             Cause::WorkloadNotAllowed => "workload_not_allowed",
             Cause::CredentialTooOld => "credential_too_old",
+            Cause::TransactionUnconfirmed => "transaction_unconfirmed",
+            Cause::BodyNotKept => "body_not_kept",
+            Cause::InvalidToken => "invalid_token",
+            Cause::InvalidCertificate => "invalid_certificate",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 16] = [
+    pub const ALL: [Cause; 20] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -79,6 +93,10 @@ impl Cause {
         Cause::MissingScope,
         Cause::WorkloadNotAllowed,
         Cause::CredentialTooOld,
+        Cause::TransactionUnconfirmed,
+        Cause::BodyNotKept,
+        Cause::InvalidToken,
+        Cause::InvalidCertificate,
     ];
 }
 

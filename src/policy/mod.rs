@@ -1,5 +1,6 @@
 //! What a request needs: normalization, the route table, assurance levels, and `decide`.
 
+pub mod bind;
 pub mod cause;
 pub mod conditions;
 mod confusable;

@@ -106,6 +106,37 @@ fn is_control(b: u8) -> bool {
 
 /// Normalizes `raw`, the path part of a request target (the query already split off).
 pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
+    match already_normal(raw) {
+        Some(checked) => checked.map(|()| NormalizedPath(raw.to_string())),
+        None => normalize_slowly(raw),
+    }
+}
+
+/// The common case, without allocating per segment: a path of bytes allowed raw (no escape,
+/// no `\`, `;` or control), no empty segment but a trailing one, no dot segment, is its own
+/// normal form once its segments pass the same checks. None: take the general path.
+fn already_normal(raw: &str) -> Option<Result<(), PathError>> {
+    let rest = raw.strip_prefix('/')?;
+    if !rest.bytes().all(|b| b == b'/' || is_raw_ok(b)) {
+        return None;
+    }
+    let mut segments = rest.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        match seg {
+            "" if segments.peek().is_none() => {}
+            "" | "." | ".." => return None,
+            _ => {
+                if let Err(e) = check_segment(seg) {
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+    Some(Ok(()))
+}
+
+/// The general case: escapes, dot segments, duplicate slashes.
+fn normalize_slowly(raw: &str) -> Result<NormalizedPath, PathError> {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(refuse("does not start with '/'"));

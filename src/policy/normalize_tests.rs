@@ -356,3 +356,34 @@ fn non_ascii_that_folds_onto_ascii_is_refused() {
         assert_eq!(ok(p), p, "{p}: ordinary non-ASCII passes");
     }
 }
+
+/// The allocation-free fast path gives exactly what the general one gives, refusals included.
+#[test]
+fn the_fast_path_agrees_with_the_general_one() {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ab/./~1+:$.-AD_%2F5E;\\ @";
+    let mut rng = rand::thread_rng();
+    let mut fast = 0;
+    for _ in 0..200_000 {
+        let len = rng.gen_range(0..14);
+        let mut p = String::from("/");
+        for _ in 0..len {
+            p.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+        }
+        fast += usize::from(already_normal(&p).is_some());
+        let (a, b) = (normalize_path(&p), normalize_slowly(&p));
+        assert_eq!(a.as_ref().map(NormalizedPath::as_str), b.as_ref().map(NormalizedPath::as_str), "{p:?}");
+        assert_eq!(a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string()), "{p:?}");
+    }
+    assert!(fast > 10_000, "the fast path was taken {fast} times");
+    for p in ["/", "/account", "/public/page", "/a/b/c/", "/static/app.js"] {
+        assert!(matches!(already_normal(p), Some(Ok(()))), "{p} takes the fast path");
+    }
+    for p in ["/", "/a", "/a/", "/public/page", "/ADMINI~1", "/a./b", "/a:$DATA", "/+a", "/a/../b", "/a//b"] {
+        assert_eq!(
+            normalize_path(p).map(|n| n.as_str().to_string()).map_err(|e| e.to_string()),
+            normalize_slowly(p).map(|n| n.as_str().to_string()).map_err(|e| e.to_string()),
+            "{p}"
+        );
+    }
+}

@@ -20,6 +20,12 @@ pub struct RawRule {
     /// The proof methods that may satisfy `require` (default: any that reaches the level).
     #[serde(default)]
     pub allow: Option<Vec<String>>,
+    /// "transaction": each proof confirms one request (its body digest), once.
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// What the challenge page says is being confirmed: `Transfer {amount} to {to}`.
+    #[serde(default)]
+    pub confirm: Option<String>,
     /// "deny" blocks the route outright.
     #[serde(default)]
     pub action: Option<String>,

@@ -96,6 +96,8 @@ pub struct Rule {
     pub conditions: Conditions,
     /// SHA-256 of the rule as written: a reload compares rules by name and this.
     pub digest: [u8; 32],
+    /// `bind = "transaction"`: every proof confirms one request body, once.
+    pub bind: Option<crate::policy::bind::Bind>,
 }
 
 /// A rule's conditions; refused where they could never act (a public or a deny rule).
@@ -606,6 +608,13 @@ impl RouteTable {
             let risk = parse_rule_risk(&prefix, raw)?;
             let rollout = rollout::parse(&prefix, raw)?;
             let conditions = parse_conditions(&prefix, raw, &action)?;
+            let bind = crate::policy::bind::parse(
+                &prefix,
+                raw.bind.as_deref(),
+                raw.confirm.as_deref(),
+                methods.as_deref(),
+                &action,
+            )?;
             let digest = digest(raw);
             let rule = Rule {
                 name: name.to_string(),
@@ -617,6 +626,7 @@ impl RouteTable {
                 rollout,
                 conditions,
                 digest,
+                bind,
             };
             // Only a rule that applies for good hides later ones: a shadow rule never decides,
             // and an expiring one hands its requests on once it expires.
@@ -649,6 +659,7 @@ impl RouteTable {
             rollout: Rollout::default(),
             conditions: Conditions::default(),
             digest: digest(default),
+            bind: None,
         };
         let table = RouteTable { rules: built, default, case_sensitive };
         table.refuse_loosening_expiry()?;

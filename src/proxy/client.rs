@@ -1,40 +1,36 @@
-//! The pooled keep-alive client to the upstream, and `forward`.
+//! The client to the upstream (a bounded keep-alive pool, see `pool`), and `forward`.
 
 use super::config::Upstream;
+use super::pool::{Pool, PoolConfig, PooledBody};
 use super::{headers, upgrade, ForwardTarget, ProxyError, Upgrade};
 use crate::body::{self, Body};
 use http::header::{HeaderValue, COOKIE, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Body>,
-    scheme: http::uri::Scheme,
+    pool: Pool,
     authority: http::uri::Authority,
+    host: HeaderValue,
     response_timeout: Duration,
 }
 
 impl UpstreamClient {
     pub fn new(cfg: &Upstream) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .build(connector);
-        UpstreamClient {
-            client,
-            scheme: cfg.scheme.clone(),
-            authority: cfg.authority.clone(),
-            response_timeout: cfg.response_timeout,
-        }
+        let port = cfg.authority.port_u16().unwrap_or(80);
+        let address = format!("{}:{port}", cfg.authority.host());
+        let pool = Pool::new(PoolConfig {
+            address,
+            connect_timeout: cfg.connect_timeout,
+            idle_timeout: cfg.pool_idle_timeout,
+            max_idle: cfg.pool_max_idle_per_host,
+            max_connections: cfg.max_connections,
+            pool_timeout: cfg.pool_timeout,
+        });
+        let host = HeaderValue::from_str(cfg.authority.as_str()).unwrap_or(HeaderValue::from_static("localhost"));
+        UpstreamClient { pool, authority: cfg.authority.clone(), host, response_timeout: cfg.response_timeout }
     }
 
     /// Sends `req` to the upstream at `target.path_and_query` and returns its response, both
@@ -45,12 +41,8 @@ impl UpstreamClient {
     pub async fn forward(&self, req: Request<Body>, target: ForwardTarget) -> Result<Response<Body>, ProxyError> {
         let (mut parts, body) = req.into_parts();
 
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(target.path_and_query.as_str())
-            .build()
-            .map_err(ProxyError::BadTarget)?;
+        // Origin form (`/path?query`), as HTTP/1.1 sends it to an origin server.
+        let uri = Uri::builder().path_and_query(target.path_and_query).build().map_err(ProxyError::BadTarget)?;
 
         // The upgrade headers survive only if the caller checked the request is a WebSocket
         // handshake and hyper's server can hand us the connection afterwards.
@@ -72,6 +64,8 @@ impl UpstreamClient {
         // names the same one: the authority is what the upstream gets (RFC 9112 §3.2.2).
         if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
             headers.insert(HOST, host);
+        } else if !headers.contains_key(HOST) {
+            headers.insert(HOST, self.host.clone()); // an HTTP/1.0 client may send none
         }
 
         // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
@@ -90,19 +84,19 @@ impl UpstreamClient {
         *out.headers_mut() = headers;
 
         let authority = self.authority.as_str();
-        let response = match tokio::time::timeout(self.response_timeout, self.client.request(out)).await {
+        // The wait for a pooled connection has its own bound (`upstream.pool_timeout`, then
+        // 503); connecting and the response headers share `upstream.response_timeout`.
+        let permit = self.pool.permit().await?;
+        let (response, returner) = match tokio::time::timeout(self.response_timeout, self.pool.send(permit, out)).await
+        {
             Err(_) => {
                 return Err(ProxyError::Timeout { authority: authority.to_string(), after: self.response_timeout })
             }
-            Ok(Err(e)) if e.is_connect() => {
-                return Err(ProxyError::Connect { authority: authority.to_string(), source: Box::new(e) })
-            }
-            Ok(Err(e)) if body::caused_by_client_body(&e).is_some() => return Err(ProxyError::ClientBody(Box::new(e))),
-            Ok(Err(e)) => return Err(ProxyError::Upstream { authority: authority.to_string(), source: Box::new(e) }),
-            Ok(Ok(r)) => r,
+            Ok(r) => r?,
         };
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            returner.upgraded();
             return match upgrade {
                 Some((downstream, close_when)) if upgrade::agreed_to_websocket(response.headers()) => {
                     Ok(switch(response, downstream, close_when))
@@ -122,7 +116,7 @@ impl UpstreamClient {
 
         let (mut parts, body) = response.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, body::stream(body)))
+        Ok(Response::from_parts(parts, body::stream(PooledBody::new(body, returner))))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Upstream forwarding: a pooled HTTP/1.1 client, header hygiene, upgrades, streaming bodies.
+//! Upstream forwarding: a bounded pool of HTTP/1.1 connections, header hygiene, upgrades, streaming bodies.
 //!
 //! What the caller does before [`UpstreamClient::forward`]:
 //! 1. `headers::strip_spoofable_headers` on the client's headers, then set its own
@@ -16,6 +16,7 @@ pub mod client;
 pub mod client_ip;
 pub mod config;
 pub mod headers;
+pub mod pool;
 pub mod upgrade;
 
 #[cfg(test)]
@@ -50,6 +51,9 @@ pub enum ProxyError {
     /// The upstream did not send response headers within `upstream.response_timeout`.
     #[error("upstream {authority} sent no response headers within {after:?}")]
     Timeout { authority: String, after: Duration },
+    /// All `upstream.max_connections` connections stayed busy for `upstream.pool_timeout` (503).
+    #[error("all {max} connections to upstream {authority} stayed busy for {after:?}")]
+    PoolFull { authority: String, max: usize, after: Duration },
     /// No connection to the upstream (refused, unreachable, connect timeout).
     #[error("cannot connect to upstream {authority}: {source}")]
     Connect { authority: String, source: BoxError },

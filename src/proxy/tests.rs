@@ -56,6 +56,8 @@ fn channel_body(total: usize) -> Body {
 #[derive(Default)]
 struct Upstream {
     connections: AtomicUsize,
+    /// Connections open now.
+    open: AtomicUsize,
     /// `/gated` sends its second chunk only after this is notified.
     gate: Notify,
 }
@@ -134,13 +136,18 @@ async fn start_upstream() -> (SocketAddr, Arc<Upstream>) {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             st.connections.fetch_add(1, Ordering::SeqCst);
+            st.open.fetch_add(1, Ordering::SeqCst);
             let st = st.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |req| upstream_handle(req, st.clone()));
+                let svc = service_fn({
+                    let st = st.clone();
+                    move |req| upstream_handle(req, st.clone())
+                });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
                     .with_upgrades()
                     .await;
+                st.open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
@@ -148,15 +155,21 @@ async fn start_upstream() -> (SocketAddr, Arc<Upstream>) {
 }
 
 fn client_for(addr: SocketAddr, response_timeout: Duration) -> UpstreamClient {
-    UpstreamClient::new(&config::Upstream {
+    UpstreamClient::new(&config_for(addr, response_timeout))
+}
+
+fn config_for(addr: SocketAddr, response_timeout: Duration) -> config::Upstream {
+    config::Upstream {
         authority: addr.to_string().parse().unwrap(),
         scheme: http::uri::Scheme::HTTP,
         connect_timeout: Duration::from_secs(2),
         response_timeout,
         pool_idle_timeout: Duration::from_secs(30),
         pool_max_idle_per_host: 8,
+        max_connections: 64,
+        pool_timeout: Duration::from_secs(5),
         allow_underscores_in_headers: false,
-    })
+    }
 }
 
 fn target(pq: &str, websocket: bool) -> ForwardTarget {
@@ -242,6 +255,22 @@ async fn keep_alive_reuses_one_connection() {
         assert_eq!(text(resp).await, "plain");
     }
     assert_eq!(state.connections.load(Ordering::SeqCst), 1);
+}
+
+/// A connection idle for longer than `pool_idle_timeout` is closed by the pool's reaper, and
+/// the next request opens a new one.
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let (addr, state) = start_upstream().await;
+    let mut cfg = config_for(addr, Duration::from_secs(5));
+    cfg.pool_idle_timeout = Duration::from_millis(200);
+    let client = UpstreamClient::new(&cfg);
+    assert_eq!(text(client.forward(get("/plain"), target("/plain", false)).await.unwrap()).await, "plain");
+    assert_eq!(state.open.load(Ordering::SeqCst), 1, "kept alive");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(state.open.load(Ordering::SeqCst), 0, "the idle connection was closed");
+    assert_eq!(text(client.forward(get("/plain"), target("/plain", false)).await.unwrap()).await, "plain");
+    assert_eq!(state.connections.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -27,6 +27,18 @@ pub struct GeoDb {
     city: Option<Reader<Vec<u8>>>,
     asn: Option<Reader<Vec<u8>>>,
     anonymous: Option<Reader<Vec<u8>>>,
+    /// Tells this set of databases from any other (a reload opens new ones) in the per-thread
+    /// answer cache; 0 for an empty set, which has nothing to cache.
+    id: u64,
+}
+
+/// Answers cached per serving thread, at most this many (then the cache starts again):
+/// decoding a City record costs microseconds, a cached answer a clone.
+const CACHE_ENTRIES: usize = 4096;
+
+thread_local! {
+    static CACHE: std::cell::RefCell<(u64, std::collections::HashMap<IpAddr, GeoFacts>)> =
+        std::cell::RefCell::new((0, std::collections::HashMap::new()));
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -92,10 +104,12 @@ fn open_one(key: &str, path: Option<&Path>) -> Result<Option<Reader<Vec<u8>>>, C
 
 impl GeoDb {
     pub fn open(city: Option<&Path>, asn: Option<&Path>, anonymous: Option<&Path>) -> Result<GeoDb, ConfigError> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(GeoDb {
             city: open_one("risk.location.city_db", city)?,
             asn: open_one("risk.location.asn_db", asn)?,
             anonymous: open_one("risk.location.anonymous_db", anonymous)?,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -109,7 +123,27 @@ impl GeoDb {
     }
 
     /// Looks the address up in every loaded database; a lookup error counts as "not known".
+    /// Answers are cached per thread (the databases do not change under an open `GeoDb`).
     pub fn lookup(&self, ip: IpAddr) -> GeoFacts {
+        if self.is_empty() {
+            return GeoFacts::default();
+        }
+        let cached = CACHE.with_borrow(|(id, map)| if *id == self.id { map.get(&ip).cloned() } else { None });
+        if let Some(f) = cached {
+            return f;
+        }
+        let f = self.lookup_uncached(ip);
+        CACHE.with_borrow_mut(|(id, map)| {
+            if *id != self.id || map.len() >= CACHE_ENTRIES {
+                map.clear();
+                *id = self.id;
+            }
+            map.insert(ip, f.clone());
+        });
+        f
+    }
+
+    fn lookup_uncached(&self, ip: IpAddr) -> GeoFacts {
         let mut f = GeoFacts::default();
         if let Some(c) = self.city.as_ref().and_then(|r| decode::<CityRecord>(r, ip)) {
             f.country = c.country.and_then(|c| c.iso_code);
@@ -155,6 +189,20 @@ mod tests {
             Some(&data("GeoIP2-Anonymous-IP-Test.mmdb")),
         )
         .unwrap()
+    }
+
+    /// The per-thread cache answers as the databases do, and never with another set's answer.
+    #[test]
+    fn cached_answers_are_the_databases_answers() {
+        let (all, asn_only) = (test_db(), GeoDb::open(None, Some(&data("GeoLite2-ASN-Test.mmdb")), None).unwrap());
+        for ip in ["81.2.69.142", "216.160.83.56", "1.124.213.1", "1.128.0.1", "10.1.2.3", "81.2.69.142"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            for _ in 0..2 {
+                assert_eq!(all.lookup(ip), all.lookup_uncached(ip), "{ip}");
+                assert_eq!(asn_only.lookup(ip), asn_only.lookup_uncached(ip), "{ip}");
+            }
+        }
+        assert_eq!(asn_only.lookup("81.2.69.142".parse().unwrap()).city, None);
     }
 
     #[test]

@@ -109,6 +109,20 @@ pub trait Store: Send + Sync + 'static {
     /// Removes expired records; returns how many.
     async fn sweep(&self, now: UnixTime) -> Result<u64, StoreError>;
 
+    /// False while the store is known not to answer (its last call failed or timed out and none
+    /// has succeeded since): public routes then skip their optional identity read at once rather
+    /// than wait. Protected routes ask regardless (and fail closed), which is also how the flag
+    /// clears. The embedded store is always answering.
+    fn answering(&self) -> bool {
+        true
+    }
+
+    /// How long a caller that can do without the answer (a public route's optional identity)
+    /// waits for it; None: as long as the call takes (the embedded store, a local file).
+    fn optional_wait(&self) -> Option<Duration> {
+        None
+    }
+
     /// Whether the store can write and read right now (the readiness probe): writes a small
     /// random probe record with a short TTL, under a key of its own, and takes it back. Both
     /// implementations use this one: it goes through the same paths as every other record

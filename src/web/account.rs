@@ -14,7 +14,7 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
     };
     let factors = ctx.state.store.get_factors(&who.user).await?;
     let level = who.proofs.iter().map(effective_level).max().map(|l| l.as_str()).unwrap_or("none");
-    let methods: Vec<&str> = who.proofs.iter().map(|p| p.method.as_str()).collect();
+    let methods: Vec<&str> = who.proofs.iter().map(|p| plain_name(p.method)).collect();
     let devices = match &ctx.live.config.risk.device {
         Some(_) => {
             let history = ctx.state.store.get_risk_history(&who.user).await?;
@@ -50,4 +50,16 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
 fn date(t: crate::clock::UnixTime) -> String {
     chrono::DateTime::from_timestamp(t.0 as i64, 0)
         .map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// A proof method in the words users know.
+fn plain_name(m: crate::policy::level::AuthMethod) -> &'static str {
+    use crate::policy::level::AuthMethod as M;
+    match m {
+        M::Password => "password",
+        M::Totp => "authenticator app",
+        M::Recovery => "recovery code",
+        M::Webauthn => "passkey",
+        other => other.as_str(),
+    }
 }

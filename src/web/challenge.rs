@@ -1,11 +1,12 @@
 //! The step-up challenge: a TOTP code or a recovery code, with a replay guard and a lockout.
 
-use super::pages::{html, redirect, ChallengePage};
+use super::pages::{html, redirect, ChallengePage, Confirming};
 use super::urls::{challenged_method, page_url, page_url_for, Need};
 use super::{csrf, forms, login, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::{recovery, totp};
 use crate::pipeline::identify::{identify, Touch, Who};
+use crate::pipeline::kept::{self, Kept};
 use crate::pipeline::{evaluate, Ctx, Pass};
 use crate::policy::decide::{decide_with_risk, raised, Decision};
 use crate::policy::level::{AuthMethod, Level, Proof};
@@ -88,28 +89,51 @@ const LOCKED: &str = "Too many wrong codes. For your safety, step-up is paused f
 pub async fn show(ctx: &Ctx, headers: &HeaderMap, error: Option<(&str, StatusCode)>) -> WebResult {
     let return_to = return_to::sanitize(&login::query_param(ctx, "return").unwrap_or_default());
     let method = challenged_method(&login::query_param(ctx, "method").unwrap_or_default());
-    render(ctx, headers, &method, &return_to, error).await
+    let kept = login::query_param(ctx, "kept").unwrap_or_default();
+    render(ctx, headers, &Asked { method: &method, return_to: &return_to, kept: &kept }, error).await
 }
 
-async fn render(
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    method: &Method,
-    return_to: &str,
-    error: Option<(&str, StatusCode)>,
-) -> WebResult {
+/// The request the challenge is for: its method and URL, and the id of the kept request (empty: none).
+struct Asked<'a> {
+    method: &'a Method,
+    return_to: &'a str,
+    kept: &'a str,
+}
+
+/// The kept request `id`, if it is this user's and this session's (else the page ignores it).
+pub async fn kept_of(ctx: &Ctx, who: &Who, id: &str) -> Result<Option<Kept>, WebError> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let session = who.session.as_ref().map(|(sid, _)| sid.key());
+    Ok(kept::peek(ctx, id).await?.filter(|k| k.user == who.user && Some(&k.session_key) == session.as_ref()))
+}
+
+/// Where the browser goes after the proof: the kept request's replay, or the page it asked for.
+pub fn after_proof(return_to: &str, kept: Option<&str>) -> String {
+    match kept {
+        Some(id) => format!("{}?id={id}", kept::KEPT_PATH),
+        None => return_to.to_string(),
+    }
+}
+
+async fn render(ctx: &Ctx, headers: &HeaderMap, asked: &Asked<'_>, error: Option<(&str, StatusCode)>) -> WebResult {
+    let (method, return_to) = (asked.method, asked.return_to);
     let Some(who) = who(ctx).await? else {
         let back = page_url_for(Need::StepUp, return_to, method);
         return Ok(redirect(&page_url(Need::SignIn, &back), &[]));
     };
     let (need, risk) = requirement_with_risk(ctx, method, return_to).await?;
+    let kept = kept_of(ctx, &who, asked.kept).await?;
+    // A bound transaction always needs its own proof, however fresh the session's is.
     if error.is_none()
+        && !kept.as_ref().is_some_and(|k| k.bound)
         && matches!(
             decide_with_risk(&Action::Require(need.clone()), Some(&who.proofs), ctx.now, &risk),
             Decision::Forward { .. }
         )
     {
-        return Ok(redirect(return_to, &[]));
+        return Ok(redirect(&after_proof(return_to, kept.as_ref().map(|_| asked.kept)), &[]));
     }
     let factors = ctx.state.store.get_factors(&who.user).await?;
     let locked =
@@ -140,8 +164,21 @@ async fn render(
         offer_webauthn,
         offer_idp,
         error,
+        kept: if kept.is_some() { asked.kept } else { "" },
+        confirming: kept.as_ref().map(|k| Confirming { text: k.confirmation.as_deref(), fields: &k.fields }),
+        purpose: purpose(kept.as_ref(), method),
     };
     html(&page, status, set.as_slice())
+}
+
+/// What the proof is for, in plain words.
+fn purpose(kept: Option<&Kept>, method: &Method) -> &'static str {
+    match (kept, method) {
+        (Some(k), _) if k.confirmation.is_some() => "to approve this",
+        (Some(_), _) => "to send the form you filled in",
+        (None, &Method::GET) => "to open this page",
+        (None, _) => "to do this",
+    }
 }
 
 /// Which code the user typed.
@@ -165,6 +202,8 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
     let return_to = return_to::sanitize(form.get("return"));
     let challenged = challenged_method(form.get("method"));
+    let kept_id = form.get("kept").to_string();
+    let asked = Asked { method: &challenged, return_to: &return_to, kept: &kept_id };
     let Some(who) = who(ctx).await? else {
         return Ok(redirect(&page_url(Need::SignIn, &return_to), &[]));
     };
@@ -174,8 +213,7 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     if store.read_counter(&fail_key, ctx.now).await? >= cfg.totp.max_failures {
         stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
         ctx.state.metrics.lockout();
-        return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
-            .await;
+        return render(ctx, &parts.headers, &asked, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
     }
     let (need, _) = requirement_with_risk(ctx, &challenged, &return_to).await?;
     let factors = store.get_factors(&who.user).await?;
@@ -199,18 +237,50 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
         if count >= cfg.totp.max_failures {
             stepup_audit(ctx, Kind::Lockout, &who.user, "locked", "step-up locked after repeated failures");
             ctx.state.metrics.lockout();
-            return render(ctx, &parts.headers, &challenged, &return_to, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS)))
-                .await;
+            return render(ctx, &parts.headers, &asked, Some((LOCKED, StatusCode::TOO_MANY_REQUESTS))).await;
         }
         let msg = "That code is not valid. Check your app and try again.";
-        return render(ctx, &parts.headers, &challenged, &return_to, Some((msg, StatusCode::UNAUTHORIZED))).await;
+        return render(ctx, &parts.headers, &asked, Some((msg, StatusCode::UNAUTHORIZED))).await;
     }
     store.reset_counter(&fail_key).await?;
+    let kept = kept_of(ctx, &who, &kept_id).await?;
     let proof = Proof { level: Level::Aal2, method, auth_time: ctx.now };
-    let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof, who.session, None).await?;
     stepup_audit(ctx, Kind::StepUp, &who.user, "success", method.as_str());
     ctx.state.metrics.step_up(method, crate::metrics::labels::StepUpResult::Success);
-    Ok(redirect(&return_to, &cookies))
+    let confirmed = confirm_kept(ctx, kept.as_ref(), &kept_id, &who.user, &new_key).await?;
+    Ok(redirect(&after_proof(&return_to, confirmed.then_some(kept_id.as_str())), &cookies))
+}
+
+/// After a proof made on a page for a kept request: the request is confirmed by it and moves
+/// to the new session. True if there was one.
+pub async fn confirm_kept(
+    ctx: &Ctx,
+    kept: Option<&Kept>,
+    id: &str,
+    user: &str,
+    new_session_key: &str,
+) -> Result<bool, WebError> {
+    let Some(k) = kept else { return Ok(false) };
+    if !kept::confirm(ctx, id, user, new_session_key).await? {
+        return Ok(false);
+    }
+    if k.bound {
+        crate::audit::emit_transaction(&crate::audit::Transaction {
+            request_id: &ctx.request_id,
+            user,
+            client_ip: ctx.client_ip,
+            rule: "-",
+            decision: "confirmed",
+            reason: "proof_for_transaction",
+            method: &k.method,
+            host: &k.host,
+            path: &k.path_and_query,
+            digest: &k.digest,
+            confirmation: k.confirmation.as_deref(),
+        });
+    }
+    Ok(true)
 }
 
 /// Checks a TOTP code and claims its time step: a step is accepted once, never an older one.
@@ -260,7 +330,8 @@ pub async fn submit_idp(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
     if !allowed(&need, AuthMethod::Idp) {
         stepup_audit(ctx, Kind::StepUp, &who.user, "fail", "method not allowed for this route");
         let msg = "This action cannot be confirmed at your identity provider.";
-        return render(ctx, headers, &challenged, &return_to, Some((msg, StatusCode::FORBIDDEN))).await;
+        let asked = Asked { method: &challenged, return_to: &return_to, kept: "" };
+        return render(ctx, headers, &asked, Some((msg, StatusCode::FORBIDDEN))).await;
     }
     let step_up = crate::web::oidc_flow::StepUpNeed { user: &who.user, level: need.level, max_age: need.max_age };
     crate::web::oidc_flow::start(ctx, &return_to, Some(step_up)).await

@@ -7,6 +7,18 @@ use std::collections::HashMap;
 
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
+/// The gateway's own forms and JSON bodies are small: they arrive whole within this, or the
+/// request is refused (a client that stalls one cannot hold its connection busy for ever).
+const READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn read_small(body: Incoming, max: usize) -> Option<bytes::Bytes> {
+    let collect = Limited::new(body, max).collect();
+    match tokio::time::timeout(READ_WITHIN, collect).await {
+        Ok(Ok(collected)) => Some(collected.to_bytes()),
+        _ => None,
+    }
+}
+
 pub struct Form(HashMap<String, String>);
 
 impl Form {
@@ -16,11 +28,8 @@ impl Form {
 }
 
 pub async fn read(body: Incoming) -> Result<Form, WebError> {
-    let bytes = Limited::new(body, MAX_FORM_BYTES)
-        .collect()
-        .await
-        .map_err(|_| WebError::BadForm("the form is too large or was cut off"))?
-        .to_bytes();
+    let bytes =
+        read_small(body, MAX_FORM_BYTES).await.ok_or(WebError::BadForm("the form is too large or was cut off"))?;
     let mut map = HashMap::new();
     for (k, v) in form_urlencoded::parse(&bytes) {
         if map.insert(k.into_owned(), v.into_owned()).is_some() {
@@ -34,10 +43,8 @@ const MAX_JSON_BYTES: usize = 64 * 1024;
 
 /// Reads a small JSON request body (the WebAuthn ceremony endpoints).
 pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, WebError> {
-    let bytes = Limited::new(body, MAX_JSON_BYTES)
-        .collect()
+    let bytes = read_small(body, MAX_JSON_BYTES)
         .await
-        .map_err(|_| WebError::BadForm("the request body is too large or was cut off"))?
-        .to_bytes();
+        .ok_or(WebError::BadForm("the request body is too large, was cut off or took too long"))?;
     serde_json::from_slice(&bytes).map_err(|_| WebError::BadForm("the request body is not the JSON expected"))
 }

@@ -107,6 +107,7 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     if let Some((id, s)) = load_session(&*ctx.state.store, cfg, &parts.headers, ctx.now).await? {
         ctx.state.store.delete_session(&id.key()).await?;
         audit::emit(&audit::Record {
+            workload: None,
             kind: Kind::SignOut,
             request_id: &ctx.request_id,
             user: Some(&s.user),

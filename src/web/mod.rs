@@ -25,6 +25,9 @@ use hyper::body::Incoming;
 
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
+const CLIENT_JS: &str = include_str!("../../static/stepgate-client.js");
+const DONE_JS: &str = include_str!("../../static/done.js");
+const CODES_JS: &str = include_str!("../../static/codes.js");
 
 pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
     let sub = ctx.path.as_str()[crate::pipeline::PREFIX.len()..].to_ascii_lowercase();
@@ -39,6 +42,13 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/static/style.css") => Ok(static_file(STYLE_CSS, "text/css; charset=utf-8")),
         (&Method::GET | &Method::HEAD, "/static/webauthn.js") => {
             Ok(static_file(WEBAUTHN_JS, "text/javascript; charset=utf-8"))
+        }
+        (&Method::GET | &Method::HEAD, "/static/stepgate-client.js") => {
+            Ok(static_file(CLIENT_JS, "text/javascript; charset=utf-8"))
+        }
+        (&Method::GET | &Method::HEAD, "/static/done.js") => Ok(static_file(DONE_JS, "text/javascript; charset=utf-8")),
+        (&Method::GET | &Method::HEAD, "/static/codes.js") => {
+            Ok(static_file(CODES_JS, "text/javascript; charset=utf-8"))
         }
         (&Method::GET | &Method::HEAD, "/recovery-codes") => new_codes::show(ctx, req.headers()).await,
         (&Method::POST, "/webauthn/register/start") => passkeys::register_start(ctx, req).await,
@@ -78,6 +88,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
 /// An audit line about a user's own action on a gateway page (sign-in, step-up, enrollment...).
 pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &'static str, reason: &'static str) {
     crate::audit::emit(&crate::audit::Record {
+        workload: None,
         kind,
         request_id: &ctx.request_id,
         user: Some(user),
@@ -89,6 +100,17 @@ pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &'s
         request: None,
         expired_rule: None,
     });
+}
+
+/// The page an API client's popup lands on after the proof: confirmed, the app retries.
+/// It closes itself when it is a popup (`done.js`); else it says to go back.
+pub fn kept_done(ctx: &Ctx, k: &crate::pipeline::kept::Kept) -> Response<Body> {
+    let what = k.confirmation.clone().unwrap_or_else(|| "the action".to_string());
+    let page = pages::DonePage { what: &what };
+    match pages::html(&page, StatusCode::OK, &[]) {
+        Ok(r) => r,
+        Err(e) => e.into_response(ctx),
+    }
 }
 
 /// How long the readiness probe may take before the store counts as not ready.

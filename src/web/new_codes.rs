@@ -62,7 +62,11 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
         .and_then(|json| serde_json::from_slice(&json).ok())
         .filter(|r: &Record| r.user == who.user);
     match record {
-        Some(r) => html(&RecoveryCodesPage { codes: &r.codes, return_to: &r.return_to }, StatusCode::OK, &clear),
+        Some(r) => {
+            let download = format!("stepgate recovery codes: each works once.\n\n{}\n", r.codes.join("\n"));
+            let page = RecoveryCodesPage { codes: &r.codes, return_to: &r.return_to, download: &download };
+            html(&page, StatusCode::OK, &clear)
+        }
         None => html(
             &MessagePage {
                 title: "Recovery codes already shown",

@@ -65,6 +65,12 @@ pub struct ChallengePage<'a> {
     /// Sign-in is at an identity provider and the route accepts its proof (method `idp`).
     pub offer_idp: bool,
     pub error: Option<&'a str>,
+    /// The kept request's id (`&kept=`), carried through the forms.
+    pub kept: &'a str,
+    /// What is being confirmed, for a kept request.
+    pub confirming: Option<Confirming<'a>>,
+    /// In plain words: what the proof is for ("to transfer money").
+    pub purpose: &'a str,
 }
 
 #[derive(Template)]
@@ -85,6 +91,8 @@ pub struct EnrollTotpPage<'a> {
 pub struct RecoveryCodesPage<'a> {
     pub codes: &'a [String],
     pub return_to: &'a str,
+    /// The codes as a text file (the download link).
+    pub download: &'a str,
 }
 
 #[derive(Template)]
@@ -117,4 +125,19 @@ pub struct MessagePage<'a> {
     pub text: &'a str,
     pub link: &'a str,
     pub link_text: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "done.html")]
+pub struct DonePage<'a> {
+    /// What was confirmed (the rendered confirmation, or "the action").
+    pub what: &'a str,
+}
+
+/// What a kept request confirms, as the challenge page shows it.
+pub struct Confirming<'a> {
+    /// The rendered `confirm` text (`Transfer 10 to bob`), if the rule has one.
+    pub text: Option<&'a str>,
+    /// The raw fields, shown beside it.
+    pub fields: &'a [(String, String)],
 }

@@ -160,6 +160,9 @@ pub async fn register_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
 pub struct AuthStart {
     #[serde(rename = "return")]
     return_to: String,
+    /// The kept request to confirm: the challenge is derived from its digest.
+    #[serde(default)]
+    kept: String,
 }
 
 pub async fn auth_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
@@ -171,7 +174,9 @@ pub async fn auth_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let store = &*ctx.state.store;
     let factors = store.get_factors(&who.user).await?;
     let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
-    match wa::start_authentication(webauthn, store, &who.user, &factors.webauthn, ctx.now).await {
+    let kept = crate::web::challenge::kept_of(ctx, &who, &input.kept).await?;
+    let tx = kept.as_ref().map(|k| k.digest.as_str());
+    match wa::start_authentication(webauthn, store, &who.user, &factors.webauthn, ctx.now, tx).await {
         Ok((ceremony, options)) => Ok(reply(StatusCode::OK, json!({"ceremony": ceremony, "options": options}), &[])),
         Err(e) => ceremony_refusal(ctx, &who.user, e),
     }
@@ -186,6 +191,9 @@ pub struct AuthFinish {
     /// The method of the challenged request (see `challenge::requirement_for`); GET if absent.
     #[serde(default)]
     method: String,
+    /// The kept request the proof is for (`pipeline::kept`); empty: none.
+    #[serde(default)]
+    kept: String,
 }
 
 pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
@@ -209,12 +217,16 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     }
     let mut factors = store.get_factors(&who.user).await?;
     let Some(webauthn) = ctx.live.webauthn.as_deref() else { return refuse(ctx, StatusCode::NOT_FOUND, "off") };
+    let kept = crate::web::challenge::kept_of(ctx, &who, &input.kept).await?;
     let asserted = match wa::finish_authentication(
         webauthn,
         store,
         &who.user,
-        &input.ceremony,
-        &input.credential,
+        wa::Presented {
+            ceremony: &input.ceremony,
+            response: &input.credential,
+            transaction: kept.as_ref().map(|k| k.digest.as_str()),
+        },
         &mut factors.webauthn,
         ctx.now,
     )
@@ -233,9 +245,11 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     store.put_factors(&who.user, &factors).await?;
     store.reset_counter(&fail_key).await?;
     let proof = Proof { level: asserted.level, method: AuthMethod::Webauthn, auth_time: ctx.now };
-    let cookies = sessions::elevate(ctx, &who.user, proof, who.session).await?;
+    let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof, who.session, None).await?;
     let reason = if asserted.level >= crate::policy::level::Level::Aal3 { "webauthn aal3" } else { "webauthn aal2" };
     audit_event(ctx, Kind::StepUp, &who.user, "success", reason);
     ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Success);
-    Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": return_to}), &cookies))
+    let confirmed = crate::web::challenge::confirm_kept(ctx, kept.as_ref(), &input.kept, &who.user, &new_key).await?;
+    let redirect = crate::web::challenge::after_proof(&return_to, confirmed.then_some(input.kept.as_str()));
+    Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": redirect}), &cookies))
 }

@@ -15,7 +15,7 @@ pub async fn elevate(
     proof: Proof,
     previous: Option<(SessionId, Session)>,
 ) -> Result<Vec<HeaderValue>, WebError> {
-    elevate_with(ctx, user, proof, previous, None).await
+    Ok(elevate_keyed(ctx, user, proof, previous, None).await?.0)
 }
 
 /// `elevate`, also recording what an identity provider said (`idp`: replaces the old facts).
@@ -26,6 +26,17 @@ pub async fn elevate_with(
     previous: Option<(SessionId, Session)>,
     idp: Option<IdpFacts>,
 ) -> Result<Vec<HeaderValue>, WebError> {
+    Ok(elevate_keyed(ctx, user, proof, previous, idp).await?.0)
+}
+
+/// `elevate`, also returning the new session's store key (a kept request moves to it).
+pub async fn elevate_keyed(
+    ctx: &Ctx,
+    user: &str,
+    proof: Proof,
+    previous: Option<(SessionId, Session)>,
+    idp: Option<IdpFacts>,
+) -> Result<(Vec<HeaderValue>, String), WebError> {
     let cfg = &ctx.live.config;
     let store = &*ctx.state.store;
     let (context, device_cookie) = crate::pipeline::risk::remember_proof(ctx, user, &proof).await?;
@@ -46,5 +57,5 @@ pub async fn elevate_with(
     store.put_session(&id.key(), &session, session.expires_at(idle, absolute)).await?;
     let mut set = vec![cookies::set(cookies::SESSION, id.as_cookie_value(), cfg.public.https, None)];
     set.extend(device_cookie);
-    Ok(set)
+    Ok((set, id.key()))
 }

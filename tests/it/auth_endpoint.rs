@@ -59,18 +59,17 @@ async fn answers_follow_the_rules_for_anonymous_requests() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     assert_eq!(r.header("x-stepgate-redirect"), Some("/.stepgate/login?return=%2Faccount%3Ftab%3D1"));
     assert_eq!(r.header("location"), r.header("x-stepgate-redirect"));
-    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("StepUp ")));
+    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer realm=")));
     // ...and 302 for front proxies that relay the answer as it is.
     let r = ask(&mut c, "/.stepgate/auth?redirect=1", "GET", "/account", &[HTML]).await;
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(r.location(), "/.stepgate/login?return=%2Faccount");
-    // An API client: 401 in the RFC 9470 shape, with no page to go to.
+    // An API client without credentials: 401 with the Bearer scheme and no error code (RFC 6750
+    // §3.1), the JSON body saying what is needed, and no page to go to.
     let r = ask(&mut c, "/.stepgate/auth?redirect=1", "POST", "/transfer", &[API]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some(r#"StepUp error="insufficient_user_authentication", acr_values="aal2", max_age=300"#)
-    );
+    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="http://stepgate.test""#));
+    assert_eq!(r.json()["error"], "insufficient_user_authentication");
     assert!(r.header("x-stepgate-redirect").is_none());
     assert_eq!(r.json()["required_level"], "aal2");
     // A denying rule: 403.

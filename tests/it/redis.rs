@@ -142,6 +142,68 @@ async fn a_redis_outage_fails_closed_and_heals_without_losing_an_enrollment() {
     b.shutdown().await;
 }
 
+/// The first request after Redis restarted under an idle gateway is answered: the broken
+/// connection is retried once on a fresh one, not turned into a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_request_after_an_idle_redis_restart_is_answered() {
+    let mut redis = RedisServer::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let config = write_config(dir.path(), &redis.url(), app.addr);
+    let a = gateway(&config).await;
+    let browser = Browser::new();
+    sign_in(&browser, a.addr).await;
+    assert_eq!(browser.get(a.addr, "/account").await.status, StatusCode::OK);
+
+    for round in 0..3 {
+        redis.kill();
+        redis.restart();
+        // Idle for a while, as a gateway at night: nothing has touched the dead connection.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let first = browser.get(a.addr, "/account").await;
+        assert_eq!(first.status, StatusCode::OK, "round {round}: the first request after the restart: {}", first.body);
+    }
+    a.shutdown().await;
+}
+
+/// While Redis hangs (SIGSTOP: connections open, no answers), a public route answers at once
+/// for a signed-in user (it is served without identity headers), and a protected route fails
+/// closed with 503 after `store.timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_does_not_hold_public_routes() {
+    let redis = RedisServer::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let app = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let config = write_config(dir.path(), &redis.url(), app.addr);
+    let text = std::fs::read_to_string(&config).unwrap().replace(r#"timeout = "1s""#, r#"timeout = "4s""#);
+    std::fs::write(&config, text).unwrap();
+    let a = gateway(&config).await;
+    let browser = Browser::new();
+    sign_in(&browser, a.addr).await;
+    assert_eq!(browser.get(a.addr, "/public/page").await.status, StatusCode::OK);
+
+    redis.pause(true);
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        let page = browser.get(a.addr, &format!("/public/page?{i}")).await;
+        assert_eq!(page.status, StatusCode::OK, "public route while Redis hangs: {}", page.body);
+        // Far under the 4 s store timeout: the public route did not wait for the store.
+        assert!(started.elapsed() < Duration::from_secs(2), "public route took {:?}", started.elapsed());
+    }
+    // Past the session cache's age too, a public route still answers at once.
+    tokio::time::sleep(stepgate::store::redis::SESSION_CACHE_MAX_AGE).await;
+    let started = std::time::Instant::now();
+    assert_eq!(browser.get(a.addr, "/public/page").await.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(2), "public route took {:?}", started.elapsed());
+    let protected = browser.get(a.addr, "/account").await;
+    assert_eq!(protected.status, StatusCode::SERVICE_UNAVAILABLE, "protected routes fail closed: {}", protected.body);
+
+    redis.pause(false);
+    let back = || async { browser.get(a.addr, "/account").await.status == StatusCode::OK };
+    assert!(within(Duration::from_secs(10), back).await.is_some(), "did not recover after Redis resumed");
+    a.shutdown().await;
+}
+
 /// A WebSocket opened through A closes when the user signs out through B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_out_through_one_instance_closes_a_websocket_on_the_other() {

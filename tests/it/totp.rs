@@ -25,7 +25,9 @@ async fn enroll_then_step_up_reaches_the_protected_post() {
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(r.location(), "/.stepgate/challenge?return=%2Ftransfer");
     let r = c.post_form("/transfer", TRANSFER).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a POST is not forwarded before the step-up");
+    // A browser form is kept and sent to the challenge (not forwarded before the step-up).
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().contains("&kept="), "{}", r.location());
     assert!(!r.body.contains("Transferred"));
 
     let aal1 = c.session().unwrap();
@@ -54,7 +56,9 @@ async fn enroll_then_step_up_reaches_the_protected_post() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a replayed code must be refused: {}", r.body);
     assert!(r.body.contains("not valid"), "{}", r.body);
     let r = other.post_form("/transfer", TRANSFER).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A browser form is kept and sent to the challenge (not forwarded before the step-up).
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().contains("&kept="), "{}", r.location());
 
     // The next time step's code works.
     h.advance(Duration::from_secs(30));
@@ -84,7 +88,9 @@ async fn five_wrong_codes_lock_step_up_even_for_a_right_code() {
     assert!(r.body.contains("Too many wrong codes"));
     assert_eq!(c.session(), session, "no elevation while locked");
     let r = c.post_form("/transfer", TRANSFER).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A browser form is kept and sent to the challenge (not forwarded before the step-up).
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().contains("&kept="), "{}", r.location());
     // A recovery code is refused too: the lock is on step-up, not on one method.
     let r = submit_recovery(&mut c, "/transfer", &enrolled.recovery[0]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
@@ -117,7 +123,9 @@ async fn a_recovery_code_works_once() {
     let r = submit_recovery(&mut again, "/transfer", &enrolled.recovery[3]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a used recovery code is refused: {}", r.body);
     let r = again.post_form("/transfer", TRANSFER).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A browser form is kept and sent to the challenge (not forwarded before the step-up).
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().contains("&kept="), "{}", r.location());
     // Another, unused, code still works.
     let r = submit_recovery(&mut again, "/transfer", &enrolled.recovery[4]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);

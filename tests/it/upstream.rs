@@ -124,3 +124,83 @@ async fn shutdown_lets_an_in_flight_request_finish() {
     assert_eq!(body, "slept 1000 ms");
     assert!(TcpStream::connect(addr).await.is_err(), "no new connections after shutdown");
 }
+
+/// An upstream that answers every request after `delay` and remembers how many connections
+/// were open at once, at most.
+async fn counting_upstream(delay: Duration) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let seen = most.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (open, most) = (open.clone(), most.clone());
+            most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"done"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `upstream.max_connections` bounds the connections to the app: 12 clients at once through a
+/// bound of 3 are all answered (they queue), over at most 3 upstream connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_pool_is_bounded_and_queues() {
+    let (up, most) = counting_upstream(Duration::from_millis(150)).await;
+    let h = Harness::with(Options {
+        upstream_url: Some(format!("http://{up}")),
+        upstream_extra: "max_connections = 3\npool_timeout = \"20s\"".into(),
+        ..Options::default()
+    })
+    .await;
+    let asks = (0..12).map(|i| {
+        let mut c = h.client();
+        tokio::spawn(async move { c.get(&format!("/public/{i}")).await })
+    });
+    for r in futures_util::future::join_all(asks).await {
+        let r = r.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "done"));
+    }
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=3).contains(&most), "{most} upstream connections were open at once, above the bound of 3");
+}
+
+/// Beyond the bound, a request that waited `upstream.pool_timeout` gets 503 with a clear
+/// cause; the gateway opens no connection beyond the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_upstream_pool_is_503_after_the_pool_timeout() {
+    let (up, most) = counting_upstream(Duration::from_secs(3)).await;
+    let h = Harness::with(Options {
+        upstream_url: Some(format!("http://{up}")),
+        upstream_extra: "max_connections = 1\npool_timeout = \"200ms\"".into(),
+        ..Options::default()
+    })
+    .await;
+    let mut first = h.client();
+    let busy = tokio::spawn(async move { first.get("/public/slow").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut c = h.client();
+    let r = c.get_with("/public/next", &[("accept", "application/json")]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.json()["error"], "Service unavailable");
+    assert!(!r.body.contains(&up.port().to_string()), "the upstream address is not disclosed: {}", r.body);
+    let r = c.browse("/public/next").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.body.contains("The application is busy"), "{}", r.body);
+    assert_eq!(busy.await.unwrap().status, StatusCode::OK, "the request holding the connection is answered");
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1, "one upstream connection, never more");
+    // Once it is free, the next request goes through on the kept-alive connection.
+    assert_eq!(c.get("/public/after").await.status, StatusCode::OK);
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -310,3 +310,73 @@ fn none_attestation(packed: &[u8]) -> Vec<u8> {
     out.insert(Cbor::Text("authData".into()), auth_data);
     serde_cbor_2::to_vec(&Cbor::Map(out)).unwrap()
 }
+
+const BOUND_RULES: &str = r#"
+[[rule]]
+name = "pay"
+path = "/echo/pay"
+require = "aal2"
+bind = "transaction"
+confirm = "Transfer {amount} to {to}"
+
+[default]
+require = "aal1"
+"#;
+
+/// A JSON transfer kept by the gateway: its challenge id and the challenge page's path.
+async fn kept_transfer(c: &mut Client, body: &str, extra: &[(&str, &str)]) -> (Resp, String, String) {
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend_from_slice(extra);
+    let r = c.request(Method::POST, "/echo/pay", &headers, full(body.to_string())).await;
+    if r.status != StatusCode::UNAUTHORIZED {
+        return (r, String::new(), String::new());
+    }
+    let j = r.json();
+    let id = j["challenge_id"].as_str().unwrap().to_string();
+    let url = j["challenge_url"].as_str().unwrap().strip_prefix(PASSKEY_ORIGIN).unwrap().to_string();
+    (r, id, url)
+}
+
+#[tokio::test]
+async fn a_passkey_assertion_for_one_transaction_does_not_confirm_another() {
+    let h = Harness::with(Options { rules: BOUND_RULES.into(), ..passkey_rules() }).await;
+    let mut c = signed_in(&h).await;
+    let mut key = SoftPasskey::new(true);
+    register(&mut c, &mut key, "laptop").await;
+    let (_, a, url_a) = kept_transfer(&mut c, r#"{"to":"bob","amount":10}"#, &[]).await;
+    let (_, b, _) = kept_transfer(&mut c, r#"{"to":"eve","amount":1000}"#, &[]).await;
+
+    // A ceremony started for transfer A, its assertion presented as confirming B: refused.
+    let page = c.browse(&url_a).await;
+    assert!(
+        page.body.contains("Transfer 10 to bob") && page.body.contains(&format!("data-kept=\"{a}\"")),
+        "{}",
+        page.body
+    );
+    let csrf = data_csrf(&page.body);
+    let start = |kept: &str| json!({"return": "/echo/pay", "kept": kept});
+    let s = post_json(&mut c, "/.stepgate/webauthn/auth/start", &csrf, &start(&a)).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    let s = s.json();
+    let options: RequestChallengeResponse = serde_json::from_value(s["options"].clone()).unwrap();
+    let challenge_a = serde_json::to_value(&options.public_key.challenge).unwrap();
+    let credential: PublicKeyCredential = key.do_authentication(origin(), options).unwrap();
+    let body = json!({"ceremony": s["ceremony"], "return": "/echo/pay", "method": "POST", "kept": b, "credential": credential});
+    let r = post_json(&mut c, "/.stepgate/webauthn/auth/finish", &csrf, &body).await;
+    assert!(r.status.is_client_error(), "an assertion for A does not confirm B: {} {}", r.status, r.body);
+    let (r, _, _) = kept_transfer(&mut c, r#"{"to":"eve","amount":1000}"#, &[("x-stepgate-confirmation", &b)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "B is not confirmed");
+
+    // A fresh ceremony for A: a challenge of its own, bound to A, and it confirms A.
+    let s = post_json(&mut c, "/.stepgate/webauthn/auth/start", &csrf, &start(&a)).await.json();
+    let options: RequestChallengeResponse = serde_json::from_value(s["options"].clone()).unwrap();
+    assert_ne!(serde_json::to_value(&options.public_key.challenge).unwrap(), challenge_a);
+    let credential: PublicKeyCredential = key.do_authentication(origin(), options).unwrap();
+    let body = json!({"ceremony": s["ceremony"], "return": "/echo/pay", "method": "POST", "kept": a, "credential": credential});
+    let r = post_json(&mut c, "/.stepgate/webauthn/auth/finish", &csrf, &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["redirect"], format!("/.stepgate/kept?id={a}"));
+    let (r, _, _) = kept_transfer(&mut c, r#"{"to":"bob","amount":10}"#, &[("x-stepgate-confirmation", &a)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["headers"]["x-stepgate-transaction"].as_str().unwrap_or("").len(), 64);
+}

@@ -164,6 +164,12 @@ impl Backend {
     }
 }
 
+/// Whether `e` says the connection broke (reset, closed, a broken pipe) rather than that Redis
+/// answered with an error or did not answer in time: worth one retry on a fresh connection.
+pub fn broken(e: &RedisError) -> bool {
+    !e.is_timeout() && (e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

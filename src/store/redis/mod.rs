@@ -25,10 +25,20 @@ use keys::{decode, encode, Expiry, Keys};
 use redis::AsyncCommands;
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache::MAX_AGE as SESSION_CACHE_MAX_AGE;
+
+/// How long after a failed call the store counts as not answering (see [`Store::answering`]),
+/// unless a call succeeds first.
+const STALL_HOLD: Duration = Duration::from_secs(1);
+
+/// How long a public route waits for its optional identity read (see [`Store::optional_wait`]):
+/// a healthy Redis answers in about a millisecond; a hung one does not hold public pages for the
+/// whole `store.timeout`.
+const OPTIONAL_WAIT: Duration = Duration::from_millis(250);
 
 pub struct RedisStore {
     backend: Arc<Backend>,
@@ -36,6 +46,10 @@ pub struct RedisStore {
     timeout: Duration,
     clock: SharedClock,
     cache: Arc<LocalCache>,
+    /// Until when (ms after `opened`) the store counts as not answering: a call failed or timed
+    /// out within the last [`STALL_HOLD`] and none has succeeded since.
+    stalled_until: AtomicU64,
+    opened: std::time::Instant,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -66,7 +80,15 @@ impl RedisStore {
         if tokio::runtime::Handle::try_current().is_ok() {
             cache::spawn_subscriber(&cache, backend.clone(), keys.channel(), cfg.timeout);
         }
-        Ok(RedisStore { backend, keys, timeout: cfg.timeout, clock, cache })
+        Ok(RedisStore {
+            backend,
+            keys,
+            timeout: cfg.timeout,
+            clock,
+            cache,
+            stalled_until: AtomicU64::new(0),
+            opened: std::time::Instant::now(),
+        })
     }
 
     /// Whether the local cache is in use (the invalidation subscription is up).
@@ -74,14 +96,30 @@ impl RedisStore {
         self.cache.is_live()
     }
 
-    /// Runs one unit of work on a connection, within the timeout.
+    /// Runs one unit of work on a connection, within the timeout. A connection found broken
+    /// (Redis restarted while the connection sat idle, say) is retried once, on the fresh
+    /// connection the manager opens, inside the same timeout: the first request after an idle
+    /// Redis restart is answered, not refused. Retrying is safe in the fail-closed direction:
+    /// a take-once operation whose reply was lost finds nothing left the second time.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Conn) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let work = async { f(self.backend.conn(self.timeout).await?).await };
-        match tokio::time::timeout(self.timeout, work).await {
+        let work = async {
+            match f(self.backend.conn(self.timeout).await?).await {
+                Err(e) if conn::broken(&e) => {
+                    self.backend.failed(&e);
+                    tracing::debug!(error = %e, "redis connection broken; retrying once");
+                    f(self.backend.conn(self.timeout).await?).await
+                }
+                r => r,
+            }
+        };
+        let result = tokio::time::timeout(self.timeout, work).await;
+        let until = if matches!(result, Ok(Ok(_))) { 0 } else { self.millis() + STALL_HOLD.as_millis() as u64 };
+        self.stalled_until.store(until, Ordering::Relaxed);
+        match result {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 self.backend.failed(&e);
@@ -94,6 +132,10 @@ impl RedisStore {
         }
     }
 
+    fn millis(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Seconds until `expires_at` by the gateway clock; at least 1 (an expired record is
     /// refused by its stored expiry anyway).
     fn ttl(&self, expires_at: UnixTime) -> u64 {
@@ -103,9 +145,9 @@ impl RedisStore {
     /// After a write to a cached record (`rkey`, its Redis key): tells every instance to evict
     /// it, this one included.
     async fn publish_invalidation(&self, rkey: String) -> Result<(), StoreError> {
-        let (channel, local) = (self.keys.channel(), rkey.clone());
+        let (channel, rkey) = (&self.keys.channel(), &rkey);
         let r = self.run(|mut c| async move { c.publish::<_, _, ()>(channel, rkey).await }).await;
-        self.cache.invalidate(&local);
+        self.cache.invalidate(rkey);
         r
     }
 
@@ -120,7 +162,7 @@ impl RedisStore {
             return Ok(Some(v));
         }
         let epoch = self.cache.epoch();
-        let k = rkey.clone();
+        let k = &rkey;
         let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
         let value = decode(raw)?;
         if let Some(v) = &value {
@@ -133,11 +175,10 @@ impl RedisStore {
     /// succeeded (it may have landed), then has the other instances evict it.
     async fn write_cached<F, Fut>(&self, rkey: String, write: F) -> Result<(), StoreError>
     where
-        F: FnOnce(Conn, String) -> Fut,
+        F: Fn(Conn, String) -> Fut,
         Fut: Future<Output = redis::RedisResult<()>>,
     {
-        let k = rkey.clone();
-        let r = self.run(|c| write(c, k)).await;
+        let r = self.run(|c| write(c, rkey.clone())).await;
         self.cache.invalidate(&rkey);
         r?;
         self.publish_invalidation(rkey).await
@@ -146,6 +187,14 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    fn answering(&self) -> bool {
+        self.millis() >= self.stalled_until.load(Ordering::Relaxed)
+    }
+
+    fn optional_wait(&self) -> Option<Duration> {
+        Some(OPTIONAL_WAIT.min(self.timeout))
+    }
+
     async fn get_session(&self, key: &str, now: UnixTime) -> Result<Option<Session>, StoreError> {
         let stored = self
             .read_cached::<(UnixTime, Session)>(self.keys.session(key), |raw| {
@@ -160,7 +209,7 @@ impl Store for RedisStore {
 
     async fn put_session(&self, key: &str, session: &Session, expires_at: UnixTime) -> Result<(), StoreError> {
         let json = serde_json::to_vec(session).map_err(|e| corrupt("session", e))?;
-        let (value, ttl) = (encode(expires_at.0, &json), self.ttl(expires_at));
+        let (value, ttl) = (&encode(expires_at.0, &json), self.ttl(expires_at));
         self.write_cached(self.keys.session(key), |mut c, k| async move { c.set_ex(k, value, ttl).await }).await
     }
 
@@ -173,7 +222,7 @@ impl Store for RedisStore {
     }
 
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
-        let (f, r) = (self.keys.factors(user), self.keys.recovery(user));
+        let (f, r) = (&self.keys.factors(user), &self.keys.recovery(user));
         let (json, left): (Option<Vec<u8>>, HashSet<String>) = self
             .run(|mut c| async move { redis::pipe().atomic().get(f).smembers(r).query_async(&mut c).await })
             .await?;
@@ -192,18 +241,19 @@ impl Store for RedisStore {
         if !factors.recovery_hashes.is_empty() {
             pipe.sadd(&r, &factors.recovery_hashes).ignore();
         }
+        let pipe = &pipe;
         self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
     }
 
     async fn claim_credential(&self, credential_id: &str, user: &str) -> Result<bool, StoreError> {
-        let (k, owner) = (self.keys.credential(credential_id), user.to_string());
+        let k = &self.keys.credential(credential_id);
         let (set, holder): (bool, Option<String>) =
-            self.run(|mut c| async move { redis::pipe().set_nx(&k, owner).get(&k).query_async(&mut c).await }).await?;
+            self.run(|mut c| async move { redis::pipe().set_nx(k, user).get(k).query_async(&mut c).await }).await?;
         Ok(set || holder.as_deref() == Some(user))
     }
 
     async fn release_credential(&self, credential_id: &str) -> Result<(), StoreError> {
-        let k = self.keys.credential(credential_id);
+        let k = &self.keys.credential(credential_id);
         self.run(|mut c| async move { c.del::<_, ()>(k).await }).await
     }
 
@@ -219,34 +269,35 @@ impl Store for RedisStore {
 
     async fn put_risk_history(&self, user: &str, history: &RiskHistory) -> Result<(), StoreError> {
         let json = serde_json::to_vec(history).map_err(|e| corrupt("risk history", e))?;
+        let json = &json;
         self.write_cached(self.keys.risk_history(user), |mut c, k| async move { c.set(k, json).await }).await
     }
 
     async fn take_recovery_code(&self, user: &str, hash: &str) -> Result<bool, StoreError> {
-        let (r, hash) = (self.keys.recovery(user), hash.to_string());
+        let r = &self.keys.recovery(user);
         let removed: i64 = self.run(|mut c| async move { c.srem(r, hash).await }).await?;
         Ok(removed == 1)
     }
 
     async fn put_ephemeral(&self, key: &str, value: &[u8], expires_at: UnixTime) -> Result<(), StoreError> {
-        let (rkey, value, ttl) = (self.keys.ephemeral(key), encode(expires_at.0, value), self.ttl(expires_at));
+        let (rkey, value, ttl) = (&self.keys.ephemeral(key), &encode(expires_at.0, value), self.ttl(expires_at));
         self.run(|mut c| async move { c.set_ex::<_, _, ()>(rkey, value, ttl).await }).await
     }
 
     async fn take_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
-        let rkey = self.keys.ephemeral(key);
+        let rkey = &self.keys.ephemeral(key);
         let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get_del(rkey).await }).await?;
         live_value(raw, now)
     }
 
     async fn get_ephemeral(&self, key: &str, now: UnixTime) -> Result<Option<Vec<u8>>, StoreError> {
-        let rkey = self.keys.ephemeral(key);
+        let rkey = &self.keys.ephemeral(key);
         let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(rkey).await }).await?;
         live_value(raw, now)
     }
 
     async fn raise_high_water(&self, key: &str, value: u64) -> Result<bool, StoreError> {
-        let rkey = self.keys.high_water(key);
+        let rkey = &self.keys.high_water(key);
         let raised: i64 = self
             .run(|mut c| async move {
                 scripts::RAISE_HIGH_WATER.key(rkey).arg(value.to_string()).invoke_async(&mut c).await
@@ -256,7 +307,7 @@ impl Store for RedisStore {
     }
 
     async fn hit_counter(&self, key: &str, window: Duration, now: UnixTime) -> Result<u64, StoreError> {
-        let rkey = self.keys.counter(key);
+        let rkey = &self.keys.counter(key);
         let end = now.plus(window);
         let ttl = self.ttl(end);
         self.run(|mut c| async move {
@@ -266,7 +317,7 @@ impl Store for RedisStore {
     }
 
     async fn read_counter(&self, key: &str, now: UnixTime) -> Result<u64, StoreError> {
-        let rkey = self.keys.counter(key);
+        let rkey = &self.keys.counter(key);
         let (count, end): (Option<u64>, Option<u64>) = self
             .run(|mut c| async move { redis::cmd("HMGET").arg(rkey).arg("c").arg("e").query_async(&mut c).await })
             .await?;
@@ -277,7 +328,7 @@ impl Store for RedisStore {
     }
 
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
-        let rkey = self.keys.counter(key);
+        let rkey = &self.keys.counter(key);
         self.run(|mut c| async move { c.del::<_, ()>(rkey).await }).await
     }
 

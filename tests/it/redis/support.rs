@@ -63,6 +63,14 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP / SIGCONT: a Redis that hangs (accepts, never answers) and comes back.
+    pub fn pause(&self, paused: bool) {
+        let pid = self.child.as_ref().expect("redis-server running").id().to_string();
+        let sig = if paused { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill").args([sig, &pid]).status().is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
@@ -70,6 +78,9 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            self.pause(false);
+        }
         self.kill();
     }
 }

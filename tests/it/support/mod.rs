@@ -10,7 +10,10 @@ pub mod html;
 pub mod idp;
 pub mod raw;
 pub mod recorder;
+pub mod tokens;
 pub mod totp;
+pub mod workload_certs;
+pub mod www_auth;
 
 use rand::RngCore;
 use std::path::{Path, PathBuf};

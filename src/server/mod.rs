@@ -1,5 +1,7 @@
 //! Listeners, connection serving (HTTP/1.1 and h2c, with upgrades), graceful shutdown, reload.
 
+mod connection;
+
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::listener::MetricsServer;
@@ -11,10 +13,8 @@ use crate::store::config::StoreConfig;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::SharedStore;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,14 +150,20 @@ pub async fn start_worker(
 }
 
 async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Slow-header (slowloris) and idle keep-alive connections are closed; hyper needs a timer
-    // for that.
-    // Read once, like the listener: a reload that changes it says it needs a restart
-    // (`restart_needed`), so the TLS handshake below keeps the same value as hyper's timer.
-    let header_timeout = state.live().config.header_timeout;
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    // Read once, like the listener: a reload that changes one of these says it needs a restart
+    // (`restart_needed`), so hyper's timers and the connection deadlines keep the same values.
+    let (builder, deadlines, max_connections) = {
+        let config = &state.live().config;
+        let deadlines = connection::Deadlines {
+            header_timeout: config.header_timeout,
+            idle_timeout: config.limits.idle_timeout,
+            drain_for: DRAIN_FOR,
+        };
+        (builder(config), deadlines, config.limits.max_connections)
+    };
+    // Each connection holds a receiver: `drain.closed()` resolves when the last one has ended.
+    let (drain, drain_rx) = watch::channel(false);
+    let mut refusals = Refusals::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -169,22 +175,29 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
                         continue;
                     }
                 };
+                let accepted_at = tokio::time::Instant::now();
+                // Beyond listen.max_connections: closed at once, before a byte is read or a TLS
+                // handshake is made, so the descriptor and memory are given back at once.
+                let Some(open) = state.metrics.connection_opened_within(max_connections) else {
+                    refusals.refused(max_connections);
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                let open = state.metrics.connection_opened();
                 let live = state.live();
-                let tls = live.config.tls.as_ref().map(|t| (t.acceptor(), header_timeout));
-                let (builder, watcher, state) = (builder.clone(), graceful.watcher(), state.clone());
+                let tls = live.config.tls.as_ref().map(|t| t.acceptor());
+                let (builder, drain, state) = (builder.clone(), drain_rx.clone(), state.clone());
                 tokio::spawn(async move {
                     let _open = open;
-                    let Some((acceptor, handshake_for)) = tls else {
+                    let Some(acceptor) = tls else {
                         let conn = Arc::new(Conn::plain(peer));
-                        return serve_connection(&builder, watcher, stream, state, conn).await;
+                        return connection::serve(&builder, stream, state, conn, accepted_at, deadlines, drain).await;
                     };
                     // TLS: the handshake runs in the connection's own task, within the header timeout.
-                    match tokio::time::timeout(handshake_for, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(deadlines.header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let conn = Arc::new(tls_conn(peer, stream.get_ref().1));
-                            serve_connection(&builder, watcher, stream, state, conn).await
+                            connection::serve(&builder, stream, state, conn, accepted_at, deadlines, drain).await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -195,8 +208,54 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_FOR, graceful.shutdown()).await.is_err() {
+    let _ = drain.send(true);
+    drop(drain_rx);
+    if tokio::time::timeout(DRAIN_FOR, drain.closed()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {DRAIN_FOR:?}; closing them");
+    }
+}
+
+/// hyper's connection builder with the listener's limits: HTTP/1.1 header timeout and header
+/// byte cap (hyper answers 431 beyond it), HTTP/2 streams, header list size and keep-alive pings.
+fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(config.header_timeout);
+    builder
+}
+
+/// Connections closed at accept because `listen.max_connections` were open: counted in
+/// `stepgate_connections_refused_total`, and logged at most once a second.
+#[derive(Default)]
+struct Refusals {
+    last_logged: Option<tokio::time::Instant>,
+    since_logged: u64,
+}
+
+impl Refusals {
+    fn refused(&mut self, max: usize) {
+        self.since_logged += 1;
+        let now = tokio::time::Instant::now();
+        if self.last_logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            tracing::warn!(
+                max_connections = max,
+                refused = self.since_logged,
+                "listen.max_connections reached: new connections are closed at accept"
+            );
+            self.last_logged = Some(now);
+            self.since_logged = 0;
+        }
     }
 }
 
@@ -205,28 +264,9 @@ fn tls_conn(peer: SocketAddr, tls: &rustls::ServerConnection) -> Conn {
     let facts = TlsFacts {
         server_name: tls.server_name().map(str::to_string),
         alpn: tls.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()),
+        client_cert: tls.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref())),
     };
     Conn { peer, tls: Some(facts) }
-}
-
-/// Serves one accepted connection (plain, or after the TLS handshake) until it ends.
-async fn serve_connection<I>(
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
-    io: I,
-    state: SharedState,
-    conn: Arc<Conn>,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| {
-        let (state, conn) = (state.clone(), conn.clone());
-        async move { Ok::<_, std::convert::Infallible>(crate::gateway::handle(state, req, conn).await) }
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
 }
 
 /// Serves the admin socket (`[admin] socket`) for the gateway whose serving threads have
