@@ -107,6 +107,7 @@ async fn explain_dry_runs_token_claims_and_workloads() {
         at,
         device: crate::risk::device::DeviceStatus::Known,
         proofs: Vec::new(),
+        groups: Vec::new(),
         bearer_claims: claims.map(|c| c.as_object().cloned().unwrap()),
         workload: workload.map(str::to_string),
     };
