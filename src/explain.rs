@@ -246,6 +246,11 @@ pub async fn sandbox_on(live: Arc<Live>, q: &Question, history: &RiskHistory) ->
         (Identity::Header { .. }, Some(u)) => Some(u.clone()),
         _ => None,
     };
+    // `--groups` with a header identity: the groups a trusted proxy would assert.
+    let asserted_groups = match &cfg.identity {
+        Identity::Header { groups_header: Some(_), .. } if asserted.is_some() => q.groups.clone(),
+        _ => Vec::new(),
+    };
     Ok(Ctx {
         state,
         live: live.clone(),
@@ -261,6 +266,7 @@ pub async fn sandbox_on(live: Arc<Live>, q: &Question, history: &RiskHistory) ->
         path: normalize_path("/").map_err(|e| e.to_string())?,
         query: None,
         asserted,
+        asserted_groups,
         session_cookie,
         bearer: q.bearer_claims.clone().map(crate::bearer::Presented::DryRunClaims),
         client_cert: q

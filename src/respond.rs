@@ -48,6 +48,21 @@ pub struct Reply<'a> {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The pages' CSP, with the origin of `url` also allowed as a form's target (a form whose
+/// answer redirects there: the sign-out continuing at the IdP). None if `url` has no origin.
+pub fn csp_with_form_action(url: &str) -> Option<HeaderValue> {
+    let uri: http::Uri = url.parse().ok()?;
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+    if !matches!(scheme, "https" | "http") {
+        return None;
+    }
+    let origin = format!("{scheme}://{authority}");
+    if origin.contains([';', ',', ' ', '@', '\'', '"']) {
+        return None;
+    }
+    HeaderValue::from_str(&CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"))).ok()
+}
+
 /// Strict headers on every response the gateway makes itself (pages, refusals, JSON): no
 /// inline script, no framing, no caching, no sniffing.
 pub fn page_headers(h: &mut HeaderMap) {

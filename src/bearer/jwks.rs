@@ -130,20 +130,7 @@ impl KeySet {
     }
 
     fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
-        self.read(|c| {
-            let fits = |k: &&Key| k.alg.is_none_or(|a| a == alg) && family_fits(&k.family, alg);
-            match kid {
-                Some(kid) => c.keys.iter().filter(fits).find(|k| k.kid.as_deref() == Some(kid)).map(|k| k.key.clone()),
-                // No `kid`: only when one key alone could have signed it.
-                None => {
-                    let mut it = c.keys.iter().filter(fits);
-                    match (it.next(), it.next()) {
-                        (Some(k), None) => Some(k.key.clone()),
-                        _ => None,
-                    }
-                }
-            }
-        })
+        self.read(|c| find_in(&c.keys, kid, alg))
     }
 
     async fn refresh(&self, now: UnixTime) {
@@ -170,6 +157,28 @@ impl KeySet {
             Err(e) => tracing::warn!(error = %e, "bearer: JWKS not refreshed; keeping the last good keys"),
         }
     }
+}
+
+/// The key of `keys` that signed a token with `kid` and `alg`.
+fn find_in(keys: &[Key], kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
+    let fits = |k: &&Key| k.alg.is_none_or(|a| a == alg) && family_fits(&k.family, alg);
+    match kid {
+        Some(kid) => keys.iter().filter(fits).find(|k| k.kid.as_deref() == Some(kid)).map(|k| k.key.clone()),
+        // No `kid`: only when one key alone could have signed it.
+        None => {
+            let mut it = keys.iter().filter(fits);
+            match (it.next(), it.next()) {
+                (Some(k), None) => Some(k.key.clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The signing key for `kid` and `alg` in a JWKS document (another issuer's set, such as an
+/// OpenID provider's from discovery); None when none fits or the document has no signing key.
+pub fn key_in_document(jwks_json: &str, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
+    find_in(&parse_set(jwks_json).ok()?, kid, alg)
 }
 
 /// The kind of key, from the JWK's parameters.

@@ -70,8 +70,9 @@ pub struct PublicUrl {
 pub enum Identity {
     /// Sign-in pages backed by a users file of argon2id hashes.
     Builtin { users_file: PathBuf },
-    /// A header set by a trusted proxy (taken only from `trusted_proxies`).
-    Header { header: http::HeaderName },
+    /// A header set by a trusted proxy (taken only from `trusted_proxies`), and optionally
+    /// one listing the user's groups (`groups_header`, comma-separated; same trust).
+    Header { header: http::HeaderName, groups_header: Option<http::HeaderName> },
     /// OpenID Connect: sign-in (and step-up) at the identity provider.
     Oidc(Box<idp::OidcConfig>),
 }
@@ -254,10 +255,10 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     }
     let upstream = parse_upstream(&raw.upstream)?;
     let store = crate::store::config::parse(&raw.store, base)?;
-    if raw.identity.groups_header.is_some() {
+    if raw.identity.groups_header.is_some() && raw.identity.source != "header" {
         return Err(ConfigError::new(
             "identity.groups_header",
-            "not supported yet: groups come from the users file or the ID token",
+            "only with identity.source = \"header\": otherwise groups come from the users file or the ID token",
         ));
     }
     let identity = match raw.identity.source.as_str() {
@@ -276,7 +277,22 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
                     "identity.source = \"header\" needs at least one trusted proxy; otherwise nobody may assert an identity",
                 ));
             }
-            Identity::Header { header }
+            let groups_header = match raw.identity.groups_header.as_deref() {
+                None => None,
+                Some(g) => {
+                    let name = http::HeaderName::from_bytes(g.as_bytes()).map_err(|_| {
+                        ConfigError::new("identity.groups_header", format!("'{g}' is not a header name"))
+                    })?;
+                    if name == header {
+                        return Err(ConfigError::new(
+                            "identity.groups_header",
+                            "must differ from identity.header (one names the user, the other the groups)",
+                        ));
+                    }
+                    Some(name)
+                }
+            };
+            Identity::Header { header, groups_header }
         }
         "oidc" => Identity::Oidc(Box::new(idp::parse(&raw.identity, base)?)),
         other => {

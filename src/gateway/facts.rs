@@ -1,7 +1,7 @@
 //! The facts of a request, read once into a `Ctx`: the request the gateway proxies, or the
 //! one a front proxy asks about (forward-auth). Both go through the same normalization.
 
-use crate::pipeline::identify::asserted_user;
+use crate::pipeline::identify::{asserted_groups, asserted_user};
 use crate::pipeline::{is_navigation, Conn, Ctx, RiskRequest};
 use crate::policy::normalize::{normalize_host, normalize_path, NormalizedPath};
 use crate::proxy::client_ip::{client_ip, is_trusted};
@@ -72,6 +72,7 @@ pub fn build(
         path,
         query: asked.query.map(str::to_string),
         asserted: asserted_user(cfg, headers, peer_trusted),
+        asserted_groups: asserted_groups(cfg, headers, peer_trusted),
         session_cookie: cookies::get(headers, cookies::SESSION, cfg.public.https),
         client_cert: client_cert(cfg, conn, headers, peer_trusted, state.clock.now())
             .map(crate::workload::Presented::Der),

@@ -260,14 +260,15 @@ async fn forward(
     transaction: Option<&str>,
 ) -> Response<Body> {
     let cfg = &ctx.live.config;
-    let identity_header = match &cfg.identity {
-        crate::config::Identity::Header { header } => Some(header.clone()),
-        _ => None,
+    let (identity_header, groups_header) = match &cfg.identity {
+        crate::config::Identity::Header { header, groups_header } => (Some(header.clone()), groups_header.clone()),
+        _ => (None, None),
     };
     let headers = req.headers_mut();
     // Identity headers and method overrides from the client never reach the app.
     let hygiene = RequestHygiene {
         identity_header: identity_header.as_ref(),
+        groups_header: groups_header.as_ref(),
         keep_underscores: cfg.upstream.allow_underscores_in_headers,
     };
     strip_spoofable_headers(headers, hygiene);

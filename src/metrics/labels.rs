@@ -111,6 +111,8 @@ label_enum! {
         PutSession => "put_session",
         DeleteSession => "delete_session",
         EndUserSessions => "end_user_sessions",
+        IndexIdpSession => "index_idp_session",
+        EndIdpSessions => "end_idp_sessions",
         GetFactors => "get_factors",
         PutFactors => "put_factors",
         TakeRecoveryCode => "take_recovery_code",

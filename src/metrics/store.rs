@@ -51,6 +51,12 @@ impl Store for MeteredStore {
     async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
         self.timed(StoreOp::EndUserSessions, self.inner.end_user_sessions(user)).await
     }
+    async fn index_idp_session(&self, index: &str, session_key: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.timed(StoreOp::IndexIdpSession, self.inner.index_idp_session(index, session_key, expires_at)).await
+    }
+    async fn end_idp_sessions(&self, index: &str) -> Result<u64, StoreError> {
+        self.timed(StoreOp::EndIdpSessions, self.inner.end_idp_sessions(index)).await
+    }
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
         self.timed(StoreOp::GetFactors, self.inner.get_factors(user)).await
     }

@@ -6,6 +6,7 @@
 //! (retried in the background); routes that need nobody keep working.
 
 pub mod http_client;
+pub mod logout;
 pub mod token;
 
 use crate::config::idp::OidcConfig;
@@ -24,6 +25,8 @@ const RETRY_EVERY: Duration = Duration::from_secs(5);
 pub struct Discovered {
     pub metadata: CoreProviderMetadata,
     pub end_session_endpoint: Option<String>,
+    /// The JWKS as a JSON document (logout tokens are checked with it: `logout`).
+    pub jwks_json: String,
 }
 
 /// One relying party, built per config (a reload discovers afresh).
@@ -78,7 +81,8 @@ impl Oidc {
         self.discover(Why::Needed).await
     }
 
-    fn current(&self) -> Option<Arc<Discovered>> {
+    /// What discovery found so far, without discovering.
+    pub fn current(&self) -> Option<Arc<Discovered>> {
         match self.discovered.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -113,7 +117,8 @@ impl Oidc {
             }
         };
         let end_session_endpoint = self.end_session_endpoint().await;
-        let d = Arc::new(Discovered { metadata, end_session_endpoint });
+        let jwks_json = serde_json::to_string(metadata.jwks()).unwrap_or_default();
+        let d = Arc::new(Discovered { metadata, end_session_endpoint, jwks_json });
         *self.discovered.write().unwrap_or_else(|p| p.into_inner()) = Some(d.clone());
         tracing::info!(issuer = %self.cfg.issuer, "OIDC discovery succeeded");
         Ok(d)

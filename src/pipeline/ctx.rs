@@ -61,6 +61,8 @@ pub struct Ctx {
     pub query: Option<String>,
     /// The user a trusted proxy asserts (identity source "header" only).
     pub asserted: Option<String>,
+    /// The groups a trusted proxy asserts (`identity.groups_header`); empty otherwise.
+    pub asserted_groups: Vec<String>,
     /// The session cookie's value, if the request carries one.
     pub session_cookie: Option<String>,
     /// The `Authorization: Bearer` token, read only when `[bearer]` is configured. Never logged.

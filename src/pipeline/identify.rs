@@ -27,7 +27,7 @@ pub struct Who {
 /// Reads the identity header if, and only if, the peer is a trusted proxy. Call before the
 /// identity headers are stripped.
 pub fn asserted_user(cfg: &Config, headers: &HeaderMap, peer_trusted: bool) -> Option<String> {
-    let IdentitySource::Header { header } = &cfg.identity else { return None };
+    let IdentitySource::Header { header, .. } = &cfg.identity else { return None };
     if !peer_trusted {
         return None;
     }
@@ -38,6 +38,30 @@ pub fn asserted_user(cfg: &Config, headers: &HeaderMap, peer_trusted: bool) -> O
     }
     let user = first.to_str().ok()?.trim();
     crate::authn::password::valid_user_name(user).then(|| user.to_string())
+}
+
+/// The most groups a groups header may list; a longer list counts as none.
+const MAX_ASSERTED_GROUPS: usize = 256;
+
+/// Reads the groups header (`identity.groups_header`, comma-separated) if, and only if, the
+/// peer is a trusted proxy. Fails closed to no groups: a header sent twice (a proxy that
+/// appends to the client's instead of replacing it), too many groups, or a group with control
+/// characters.
+pub fn asserted_groups(cfg: &Config, headers: &HeaderMap, peer_trusted: bool) -> Vec<String> {
+    let IdentitySource::Header { groups_header: Some(name), .. } = &cfg.identity else { return Vec::new() };
+    if !peer_trusted {
+        return Vec::new();
+    }
+    let mut values = headers.get_all(name).iter();
+    let (Some(first), None) = (values.next(), values.next()) else { return Vec::new() };
+    let Ok(text) = first.to_str() else { return Vec::new() };
+    let groups: Vec<String> = text.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect();
+    let sane = groups.len() <= MAX_ASSERTED_GROUPS && groups.iter().all(|g| g.len() <= 256 && !g.chars().any(char::is_control));
+    if sane {
+        groups
+    } else {
+        Vec::new()
+    }
 }
 
 /// Whether reading a session counts as activity (refreshes `last_seen`, so the idle timeout
@@ -111,7 +135,8 @@ pub async fn identify(ctx: &Ctx, touch: Touch) -> Result<Option<Who>, StoreError
             if let Some((_, s)) = &session {
                 proofs.extend(s.proofs.iter().filter(|p| p.method != AuthMethod::Header).cloned());
             }
-            Ok(Some(Who { user, proofs, session, attrs: Attributes::default() }))
+            let attrs = Attributes { groups: ctx.asserted_groups.clone(), ..Attributes::default() };
+            Ok(Some(Who { user, proofs, session, attrs }))
         }
     }
 }

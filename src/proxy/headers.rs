@@ -88,6 +88,8 @@ const FORWARDED_FOR_ALIAS: &str = "forwarded-for";
 pub struct RequestHygiene<'a> {
     /// The configured identity header (identity source `header`), removed in every spelling.
     pub identity_header: Option<&'a HeaderName>,
+    /// The configured groups header (`identity.groups_header`), removed in every spelling.
+    pub groups_header: Option<&'a HeaderName>,
     /// Keep headers whose name contains `_` (`upstream.allow_underscores_in_headers`). Even
     /// then, a `_` spelling of a header the gateway treats specially is removed.
     pub keep_underscores: bool,
@@ -101,6 +103,9 @@ fn removal(name: &HeaderName, hygiene: RequestHygiene<'_>) -> Option<&'static st
     }
     if hygiene.identity_header.is_some_and(|h| folds_to(n, h.as_str(), false)) {
         return Some("identity header");
+    }
+    if hygiene.groups_header.is_some_and(|h| folds_to(n, h.as_str(), false)) {
+        return Some("groups header");
     }
     if METHOD_OVERRIDES.iter().any(|m| folds_to(n, m, false)) {
         return Some("method override");
@@ -285,7 +290,7 @@ mod tests {
     }
 
     fn hygiene(identity_header: Option<&HeaderName>, keep_underscores: bool) -> RequestHygiene<'_> {
-        RequestHygiene { identity_header, keep_underscores }
+        RequestHygiene { identity_header, groups_header: None, keep_underscores }
     }
 
     fn left_after(pairs: &[(&str, &str)], keep_underscores: bool) -> Vec<String> {

@@ -59,7 +59,7 @@ pub struct Session {
 }
 
 /// What the identity provider said about the user in the latest verified ID token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct IdpFacts {
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +69,21 @@ pub struct IdpFacts {
     /// JSON text of the kept claims (a map), so the session stays `Eq`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub claims_json: String,
+    /// The ID token itself, the `id_token_hint` of an RP-initiated logout. Never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for IdpFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdpFacts")
+            .field("sub", &self.sub)
+            .field("sid", &self.sid)
+            .field("groups", &self.groups)
+            .field("claims_json", &self.claims_json)
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Session {

@@ -44,6 +44,7 @@ pub(crate) async fn run_contract(store: SharedStore) {
     sweep(&store, &keys).await;
     sessions(&store, &keys).await;
     end_user_sessions(&store, &keys).await;
+    idp_sessions(&store, &keys).await;
     factors(&store, &keys).await;
     risk_history(&store, &keys).await;
     credential_index(&store, &keys).await;
@@ -107,6 +108,34 @@ async fn end_user_sessions(store: &SharedStore, keys: &Keys) {
     // A user whose name is a prefix of another's keeps nothing of the other's.
     assert_eq!(store.end_user_sessions(&dave[..dave.len() - 1]).await.unwrap(), 0);
     store.delete_session(&names[2]).await.unwrap();
+}
+
+/// Sessions filed under an identity provider's session end together (read through any cache
+/// first), once; other indexes and unindexed sessions are untouched.
+async fn idp_sessions(store: &SharedStore, keys: &Keys) {
+    let (sid1, sid2) = (keys.k("idp", "sid-1"), keys.k("idp", "sid-2"));
+    let names = ["a", "b", "c", "gone"].map(|n| keys.k("idp-sess", n));
+    for name in &names[..3] {
+        store.put_session(name, &session("erin", at(0)), at(100)).await.unwrap();
+        assert!(store.get_session(name, at(1)).await.unwrap().is_some(), "cached before it ends");
+    }
+    store.index_idp_session(&sid1, &names[0], at(100)).await.unwrap();
+    store.index_idp_session(&sid1, &names[1], at(50)).await.unwrap();
+    store.index_idp_session(&sid1, &names[1], at(100)).await.unwrap(); // twice: once
+    store.index_idp_session(&sid1, &names[3], at(100)).await.unwrap(); // its session is gone
+    store.index_idp_session(&sid2, &names[2], at(100)).await.unwrap();
+    assert_eq!(store.end_idp_sessions(&keys.k("idp", "none")).await.unwrap(), 0, "an unknown index ends nothing");
+    assert_eq!(store.end_idp_sessions(&sid1).await.unwrap(), 2);
+    assert_eq!(store.get_session(&names[0], at(1)).await.unwrap(), None);
+    assert_eq!(store.get_session(&names[1], at(1)).await.unwrap(), None);
+    assert!(store.get_session(&names[2], at(1)).await.unwrap().is_some(), "another IdP session's stays");
+    assert_eq!(store.end_idp_sessions(&sid1).await.unwrap(), 0, "an index ends once");
+    // A session filed under two indexes (its sid and its subject) ends by either.
+    let sub = keys.k("idp", "sub-erin");
+    store.index_idp_session(&sub, &names[2], at(100)).await.unwrap();
+    assert_eq!(store.end_idp_sessions(&sub).await.unwrap(), 1);
+    assert_eq!(store.get_session(&names[2], at(1)).await.unwrap(), None);
+    assert_eq!(store.end_idp_sessions(&sid2).await.unwrap(), 0, "already ended by the other index");
 }
 
 async fn factors(store: &SharedStore, keys: &Keys) {

@@ -25,6 +25,8 @@ const RISK_HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("risk_hi
 const EPHEMERAL: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("ephemeral_v1");
 /// key -> highest value accepted
 const HIGH_WATER: TableDefinition<&str, u64> = TableDefinition::new("high_water_v1");
+/// IdP session or subject index -> (expires_at, session keys one per line), see `idp_index.rs`
+const IDP_SESSIONS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("idp_sessions_v1");
 /// key -> (count, window_end)
 const COUNTERS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("counters_v1");
 
@@ -131,6 +133,7 @@ pub(super) fn create_tables(db: &Database) -> Result<(), Fault> {
     txn.open_table(EPHEMERAL).map_err(err)?;
     txn.open_table(HIGH_WATER).map_err(err)?;
     txn.open_table(COUNTERS).map_err(err)?;
+    txn.open_table(IDP_SESSIONS).map_err(err)?;
     txn.commit().map_err(err)
 }
 
@@ -288,6 +291,14 @@ impl Store for EmbeddedStore {
 
     async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
         self.end_sessions_of(user).await
+    }
+
+    async fn index_idp_session(&self, index: &str, session_key: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.index_idp(index, session_key, expires_at).await
+    }
+
+    async fn end_idp_sessions(&self, index: &str) -> Result<u64, StoreError> {
+        self.end_idp(index).await
     }
 
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {
@@ -550,6 +561,7 @@ impl Store for EmbeddedStore {
                     removed += 1;
                 }
             }
+            removed += idp_index::sweep(&txn, now)?;
             txn.commit().map_err(err)?;
             Ok(removed)
         })
@@ -558,6 +570,7 @@ impl Store for EmbeddedStore {
 }
 
 mod end_sessions;
+mod idp_index;
 #[cfg(test)]
 mod fault_tests;
 mod handle;

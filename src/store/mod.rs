@@ -76,6 +76,13 @@ pub trait Store: Send + Sync + 'static {
     /// sessions); returns how many. Every instance refuses them on their next request: local
     /// session caches are invalidated like on `delete_session`.
     async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
+    /// Files session `session_key` under `index` (an identity provider's session or subject,
+    /// see `oidc::logout`), kept until at least `expires_at`. Indexing a key twice is harmless.
+    async fn index_idp_session(&self, index: &str, session_key: &str, expires_at: UnixTime) -> Result<(), StoreError>;
+    /// Deletes every session filed under `index` and the index itself (back-channel logout);
+    /// returns how many sessions were there. Every instance refuses them on their next request,
+    /// as after `delete_session`.
+    async fn end_idp_sessions(&self, index: &str) -> Result<u64, StoreError>;
 
     // Factors, keyed by user name.
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError>;

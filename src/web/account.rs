@@ -43,7 +43,14 @@ pub async fn show(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
         webauthn_enabled: ctx.live.webauthn.is_some(),
         devices,
     };
-    html(&page, StatusCode::OK, set.as_slice())
+    let mut resp = html(&page, StatusCode::OK, set.as_slice())?;
+    // The sign-out form's answer may be a redirect to the IdP's end-session endpoint, which
+    // browsers check against form-action.
+    let idp_origin = ctx.live.oidc.as_ref().and_then(|o| o.current()).and_then(|d| d.end_session_endpoint.clone());
+    if let Some(csp) = idp_origin.as_deref().and_then(crate::respond::csp_with_form_action) {
+        resp.headers_mut().insert(http::header::CONTENT_SECURITY_POLICY, csp);
+    }
+    Ok(resp)
 }
 
 /// A date for people, in UTC.

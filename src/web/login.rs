@@ -104,8 +104,10 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
     let cfg = &ctx.live.config;
+    let mut at_idp = None;
     if let Some((id, s)) = load_session(&*ctx.state.store, cfg, &parts.headers, ctx.now).await? {
         ctx.state.store.delete_session(&id.key()).await?;
+        at_idp = super::oidc_logout::continue_at_idp(ctx, &s).await;
         audit::emit(&audit::Record {
             workload: None,
             kind: Kind::SignOut,
@@ -121,6 +123,11 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
         });
     }
     let clear = cookies::clear(cookies::SESSION, cfg.public.https);
+    if let Some(url) = at_idp {
+        // RP-initiated logout: signed out here; the IdP ends its session and sends the browser
+        // back to /.stepgate/oidc/signed-out.
+        return Ok(redirect(&url, &[clear]));
+    }
     let page = MessagePage {
         title: "Signed out",
         text: "You are signed out of this gateway.",

@@ -10,6 +10,7 @@ pub mod forms;
 pub mod login;
 pub mod new_codes;
 pub mod oidc_flow;
+pub mod oidc_logout;
 pub mod pages;
 pub mod passkeys;
 pub mod return_to;
@@ -36,6 +37,16 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         let callback = &oidc.cfg.redirect_path[crate::pipeline::PREFIX.len()..];
         if sub == callback.to_ascii_lowercase() && matches!(method, Method::GET | Method::HEAD) {
             return crate::web::oidc_flow::callback(ctx, req.headers()).await.unwrap_or_else(|e| e.into_response(ctx));
+        }
+        let own = |path: &str| path[crate::pipeline::PREFIX.len()..].to_string();
+        match (&method, sub.as_str()) {
+            (&Method::POST, s) if s == own(crate::oidc::logout::BACKCHANNEL_PATH) => {
+                return oidc_logout::backchannel(ctx, req).await;
+            }
+            (&Method::GET | &Method::HEAD, s) if s == own(crate::oidc::logout::SIGNED_OUT_PATH) => {
+                return oidc_logout::signed_out(ctx).unwrap_or_else(|e| e.into_response(ctx));
+            }
+            _ => {}
         }
     }
     let result = match (&method, sub.as_str()) {

@@ -233,7 +233,7 @@ pub async fn callback(ctx: &Ctx, headers: &HeaderMap) -> WebResult {
         Ok(p) => p,
         Err(reason) => return refuse(ctx, who, stepping, reason),
     };
-    finish(ctx, headers, pending, proven).await
+    finish(ctx, headers, pending, proven, id_token.to_string()).await
 }
 
 fn id_token_reason(e: &openidconnect::ClaimsVerificationError) -> &'static str {
@@ -248,7 +248,7 @@ fn id_token_reason(e: &openidconnect::ClaimsVerificationError) -> &'static str {
     }
 }
 
-async fn finish(ctx: &Ctx, headers: &HeaderMap, pending: Pending, p: Proven) -> WebResult {
+async fn finish(ctx: &Ctx, headers: &HeaderMap, pending: Pending, p: Proven, id_token: String) -> WebResult {
     let store = &*ctx.state.store;
     let cfg = &ctx.live.config;
     let previous = crate::pipeline::identify::load_session(store, cfg, headers, ctx.now).await?;
@@ -257,6 +257,7 @@ async fn finish(ctx: &Ctx, headers: &HeaderMap, pending: Pending, p: Proven) -> 
         sid: p.sid.clone(),
         groups: p.groups.clone(),
         claims_json: serde_json::to_string(&p.claims).unwrap_or_default(),
+        id_token: Some(id_token),
     };
     let proof = Proof { level: p.level, method: AuthMethod::Idp, auth_time: p.auth_time };
     let mut set = match &pending.step_up {

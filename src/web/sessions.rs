@@ -54,6 +54,12 @@ pub async fn elevate_keyed(
     }
     let id = SessionId::generate();
     let (idle, absolute) = (cfg.sessions.idle_timeout, cfg.sessions.absolute_timeout);
+    // Filed under the IdP's session and subject first, so a back-channel logout finds it.
+    if let (Some(idp), Some(oidc)) = (&session.idp, &ctx.live.oidc) {
+        for index in crate::oidc::logout::indexes(&oidc.cfg.issuer, idp) {
+            store.index_idp_session(&index, &id.key(), session.created_at.plus(absolute)).await?;
+        }
+    }
     store.put_session(&id.key(), &session, session.expires_at(idle, absolute)).await?;
     let mut set = vec![cookies::set(cookies::SESSION, id.as_cookie_value(), cfg.public.https, None)];
     set.extend(device_cookie);

@@ -10,6 +10,9 @@
 // it shows the authorization request's acr_values, max_age and prompt in <pre id="params">.
 // POST /__test/lax?on=1 makes the provider ignore max_age and acr_values (a lax IdP: the
 // gateway must refuse what comes back).
+// POST /__test/logout_token?sub=..&sid=.. answers a logout token signed by the provider, made
+// as its own back-channel logout makes them, without sending it (a test sends, replays and
+// tampers with it). POST_LOGOUT_URI registers the client's post_logout_redirect_uri.
 import Provider from 'oidc-provider';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -114,6 +117,17 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/__test/lax' && ctx.method === 'POST') {
     lax = ctx.query.on === '1';
     ctx.body = `lax=${lax}\n`;
+    return;
+  }
+  if (ctx.path === '/__test/logout_token' && ctx.method === 'POST') {
+    const c = await provider.Client.find(client.client_id);
+    const token = new provider.IdToken({ sub: ctx.query.sub }, { client: c, ctx: undefined });
+    token.mask = { sub: null };
+    token.set('events', { 'http://schemas.openid.net/event/backchannel-logout': {} });
+    token.set('jti', crypto.randomUUID());
+    if (ctx.query.sid) token.set('sid', ctx.query.sid);
+    ctx.type = 'text';
+    ctx.body = await token.issue({ use: 'logout' });
     return;
   }
   const m = ctx.path.match(/^\/interaction\/([^/]+)$/);

@@ -6,6 +6,7 @@
 //! - `P:e:{KEY}`       ephemeral value (`EXPIRES_AT\n` + bytes)
 //! - `P:hw:{KEY}`      high-water mark (decimal)
 //! - `P:c:{KEY}`       counter: HASH { c: count, e: window_end }
+//! - `P:idp:{INDEX}`  SET of the session keys filed under an IdP session or subject
 //! - `P:inval`         pub/sub channel: session keys whose cached copies must go
 //!
 //! The prefix is validated to hold no braces or glob characters, so the hash tag is always the
@@ -44,6 +45,9 @@ impl Keys {
     }
     pub fn counter(&self, key: &str) -> String {
         format!("{}:c:{{{key}}}", self.prefix)
+    }
+    pub fn idp_sessions(&self, index: &str) -> String {
+        format!("{}:idp:{{{index}}}", self.prefix)
     }
     pub fn channel(&self) -> String {
         format!("{}:inval", self.prefix)

@@ -10,6 +10,7 @@
 mod cache;
 mod conn;
 mod end_sessions;
+mod idp_index;
 mod keys;
 mod scripts;
 
@@ -219,6 +220,14 @@ impl Store for RedisStore {
 
     async fn end_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
         self.end_sessions_of(user).await
+    }
+
+    async fn index_idp_session(&self, index: &str, session_key: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        self.index_idp(index, session_key, expires_at).await
+    }
+
+    async fn end_idp_sessions(&self, index: &str) -> Result<u64, StoreError> {
+        self.end_idp(index).await
     }
 
     async fn get_factors(&self, user: &str) -> Result<Factors, StoreError> {

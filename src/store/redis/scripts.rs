@@ -57,3 +57,17 @@ return 0
 ",
     )
 });
+
+/// KEYS[1] = an IdP session index (a SET of session keys); ARGV = session key, ttl seconds.
+/// Adds the key; the index lives at least `ttl` more seconds (never shortened).
+pub static INDEX_IDP_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+",
+    )
+});

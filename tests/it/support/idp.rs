@@ -60,6 +60,7 @@ impl Idp {
             .env("CLIENT_SECRET", CLIENT_SECRET)
             .env("REDIRECT_URI", format!("{ORIGIN}{CALLBACK}"))
             .env("KEY_FILE", key_file)
+            .env("POST_LOGOUT_URI", format!("{ORIGIN}{}", stepgate::oidc::logout::SIGNED_OUT_PATH))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (k, v) in extra_env {
@@ -172,4 +173,34 @@ pub async fn sign_in(gw: &mut Client, idp_browser: &mut Client, return_to: &str,
     };
     let back = log_in(idp_browser, &uid_path, user, password, false).await;
     gw.browse(&back).await
+}
+
+impl Idp {
+    /// A logout token signed by the provider for `sub` (and `sid`), not sent (see provider.mjs).
+    pub async fn logout_token(&self, sub: &str, sid: Option<&str>) -> String {
+        let mut c = self.browser();
+        let mut path = format!("/__test/logout_token?sub={}", super::client::enc(sub));
+        if let Some(sid) = sid {
+            path.push_str(&format!("&sid={}", super::client::enc(sid)));
+        }
+        let r = c.request(http::Method::POST, &path, &[], super::client::empty()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body.trim().to_string()
+    }
+}
+
+/// The user logs out at the IdP itself (its end-session page, "Yes, sign me out"): the IdP
+/// ends its session and sends the back-channel logout to the clients. `at` is the path (and
+/// query) of the end-session request. Returns where the IdP sends the browser afterwards.
+pub async fn log_out_at_idp(idp_browser: &mut Client, at: &str) -> String {
+    let page = idp_browser.browse(at).await;
+    assert_eq!(page.status, StatusCode::OK, "the IdP's logout page: {}", page.body);
+    let xsrf = super::html::input_value(&page.body, "xsrf")
+        .unwrap_or_else(|| panic!("the IdP's logout form: {}", page.body));
+    let marker = "method=\"post\" action=\"";
+    let start = page.body.find(marker).unwrap_or_else(|| panic!("the IdP's logout form: {}", page.body)) + marker.len();
+    let action = page.body[start..].split('"').next().unwrap_or_default().to_string();
+    let r = idp_browser.post_form(&path_of(&action), &[("xsrf", &xsrf), ("logout", "yes")]).await;
+    assert!(r.status.is_redirection(), "the IdP's logout: {} {}", r.status, r.body);
+    r.location().to_string()
 }

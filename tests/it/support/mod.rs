@@ -109,6 +109,8 @@ pub struct Options {
     pub public_url: Option<String>,
     /// Overrides `listen.address` (default `127.0.0.1:0`).
     pub listen_address: Option<String>,
+    /// The `[store]` section's lines (default: embedded, in the test's directory).
+    pub store: Option<String>,
 }
 
 impl Default for Options {
@@ -122,6 +124,7 @@ impl Default for Options {
             extra: String::new(),
             public_url: None,
             listen_address: None,
+            store: None,
         }
     }
 }
@@ -171,7 +174,13 @@ impl Harness {
         let config = stepgate::config::parse(&self.config_text, self.dir.path(), &Overrides::default())
             .unwrap_or_else(|e| panic!("the test config is refused: {e}\n{}", self.config_text));
         // Opened here, without the sweeper, so a restart can reopen the same file.
-        let store: SharedStore = Arc::new(EmbeddedStore::open(&self.store_path()).expect("open the store"));
+        let store: SharedStore = match &config.store {
+            stepgate::store::config::StoreConfig::Embedded { .. } => {
+                Arc::new(EmbeddedStore::open(&self.store_path()).expect("open the store"))
+            }
+            _ => stepgate::server::open_store(&config, &(Arc::new(self.clock.clone()) as stepgate::clock::SharedClock))
+                .expect("open the store"),
+        };
         let running = stepgate::server::start(config, store.clone(), Arc::new(self.clock.clone()))
             .await
             .expect("the gateway starts");
@@ -196,6 +205,17 @@ impl Harness {
 
     pub fn client(&self) -> Client {
         Client::new(self.addr)
+    }
+
+    /// A second gateway instance on the same config (and clock) and a port of its own: with a
+    /// Redis store, one more instance sharing it.
+    pub async fn another_instance(&self) -> Running {
+        let mut config = stepgate::config::parse(&self.config_text, self.dir.path(), &Overrides::default())
+            .expect("the test config");
+        config.listen = "127.0.0.1:0".parse().expect("an address");
+        let clock: stepgate::clock::SharedClock = Arc::new(self.clock.clone());
+        let store = stepgate::server::open_store(&config, &clock).expect("open the store");
+        stepgate::server::start(config, store, clock).await.expect("the second instance starts")
     }
 
     pub fn advance(&self, d: Duration) {
@@ -225,8 +245,7 @@ url = "{upstream}"
 {upstream_extra}
 
 [store]
-kind = "embedded"
-path = "{db}"
+{store}
 
 {identity}
 
@@ -239,7 +258,10 @@ secret_key = "{key}"
 "#,
         listen_extra = opts.listen_extra,
         upstream_extra = opts.upstream_extra,
-        db = dir.join("stepgate.db").display(),
+        store = opts
+            .store
+            .clone()
+            .unwrap_or_else(|| format!("kind = \"embedded\"\npath = \"{}\"", dir.join("stepgate.db").display())),
         key = hex::encode(key),
         extra = opts.extra,
         public_url = opts.public_url.as_deref().unwrap_or(ORIGIN),
