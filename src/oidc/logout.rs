@@ -320,7 +320,8 @@ mod tests {
         assert_ne!(sid_index("https://a", "s"), sub_index("https://a", "s"));
         let mut idp = IdpFacts { sub: "u-1".into(), sid: Some("s".into()), ..Default::default() };
         assert_eq!(indexes("https://a", &idp).len(), 2);
-        let url = end_session_url("https://idp/logout?x=1", "gw", &idp, "https://gw/.stepgate/oidc/signed-out").unwrap();
+        let url =
+            end_session_url("https://idp/logout?x=1", "gw", &idp, "https://gw/.stepgate/oidc/signed-out").unwrap();
         assert_eq!(
             url,
             "https://idp/logout?x=1&logout_hint=u-1&client_id=gw&post_logout_redirect_uri=https%3A%2F%2Fgw%2F.stepgate%2Foidc%2Fsigned-out"

@@ -56,7 +56,8 @@ pub fn asserted_groups(cfg: &Config, headers: &HeaderMap, peer_trusted: bool) ->
     let (Some(first), None) = (values.next(), values.next()) else { return Vec::new() };
     let Ok(text) = first.to_str() else { return Vec::new() };
     let groups: Vec<String> = text.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect();
-    let sane = groups.len() <= MAX_ASSERTED_GROUPS && groups.iter().all(|g| g.len() <= 256 && !g.chars().any(char::is_control));
+    let sane = groups.len() <= MAX_ASSERTED_GROUPS
+        && groups.iter().all(|g| g.len() <= 256 && !g.chars().any(char::is_control));
     if sane {
         groups
     } else {

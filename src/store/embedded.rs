@@ -570,9 +570,9 @@ impl Store for EmbeddedStore {
 }
 
 mod end_sessions;
-mod idp_index;
 #[cfg(test)]
 mod fault_tests;
 mod handle;
+mod idp_index;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,12 @@ use redb::ReadableTable;
 const MAX_KEYS: usize = 256;
 
 impl EmbeddedStore {
-    pub(super) async fn index_idp(&self, index: &str, session_key: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+    pub(super) async fn index_idp(
+        &self,
+        index: &str,
+        session_key: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
         let (index, key) = (index.to_string(), session_key.to_string());
         self.write(move |db| {
             let txn = db.begin_write().map_err(err)?;

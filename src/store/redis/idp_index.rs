@@ -9,7 +9,12 @@ use crate::store::StoreError;
 use redis::AsyncCommands;
 
 impl RedisStore {
-    pub(super) async fn index_idp(&self, index: &str, session_key: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+    pub(super) async fn index_idp(
+        &self,
+        index: &str,
+        session_key: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
         let (ikey, ttl) = (&self.keys.idp_sessions(index), self.ttl(expires_at));
         let _added: i64 = self
             .run(|mut c| async move {
@@ -21,8 +26,9 @@ impl RedisStore {
 
     pub(super) async fn end_idp(&self, index: &str) -> Result<u64, StoreError> {
         let ikey = &self.keys.idp_sessions(index);
-        let (members, _): (Vec<String>, i64) =
-            self.run(|mut c| async move { redis::pipe().atomic().smembers(ikey).del(ikey).query_async(&mut c).await }).await?;
+        let (members, _): (Vec<String>, i64) = self
+            .run(|mut c| async move { redis::pipe().atomic().smembers(ikey).del(ikey).query_async(&mut c).await })
+            .await?;
         let mut ended = 0;
         for key in members {
             let rkey = self.keys.session(&key);

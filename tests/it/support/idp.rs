@@ -195,8 +195,8 @@ impl Idp {
 pub async fn log_out_at_idp(idp_browser: &mut Client, at: &str) -> String {
     let page = idp_browser.browse(at).await;
     assert_eq!(page.status, StatusCode::OK, "the IdP's logout page: {}", page.body);
-    let xsrf = super::html::input_value(&page.body, "xsrf")
-        .unwrap_or_else(|| panic!("the IdP's logout form: {}", page.body));
+    let xsrf =
+        super::html::input_value(&page.body, "xsrf").unwrap_or_else(|| panic!("the IdP's logout form: {}", page.body));
     let marker = "method=\"post\" action=\"";
     let start = page.body.find(marker).unwrap_or_else(|| panic!("the IdP's logout form: {}", page.body)) + marker.len();
     let action = page.body[start..].split('"').next().unwrap_or_default().to_string();
