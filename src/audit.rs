@@ -34,9 +34,9 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Decision => "decision",
-            Kind::SignIn => "signin",
-            Kind::SignOut => "signout",
-            Kind::StepUp => "stepup",
+            Kind::SignIn => "sign_in",
+            Kind::SignOut => "sign_out",
+            Kind::StepUp => "step_up",
             Kind::Enroll => "enroll",
             Kind::Lockout => "lockout",
             Kind::PossibleClone => "possible_clone",
