@@ -6,14 +6,9 @@ use crate::support::{Harness, Options, PASSWORD, USER};
 use std::path::Path;
 use std::process::Command;
 
-/// A port free right now on 127.0.0.1 (the browser's origin must name it before the gateway
-/// starts, as `listen.public_url`).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-#[tokio::test]
-async fn a_passkey_enrolled_in_chromium_passes_an_aal3_challenge_and_reaches_the_upstream() {
+/// The repository root, once Chromium and playwright-core (the browser tests' judges) are
+/// known to be there: tests never skip, a missing one fails with its name.
+pub fn require_browser() -> &'static Path {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     assert!(
         Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
@@ -23,6 +18,18 @@ async fn a_passkey_enrolled_in_chromium_passes_an_aal3_challenge_and_reaches_the
         root.join("e2e/node_modules/playwright-core").exists(),
         "playwright-core is missing: run `npm ci --prefix e2e` (bash scripts/test-deps.sh does)"
     );
+    root
+}
+
+/// A port free right now on 127.0.0.1 (the browser's origin must name it before the gateway
+/// starts, as `listen.public_url`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_passkey_enrolled_in_chromium_passes_an_aal3_challenge_and_reaches_the_upstream() {
+    let root = require_browser();
     let port = free_port();
     let base = format!("http://localhost:{port}");
     let h = Harness::with(Options {

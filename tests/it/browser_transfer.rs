@@ -6,7 +6,6 @@
 
 use crate::support::recorder::Recorder;
 use crate::support::{Harness, Options, PASSWORD, USER};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -36,16 +35,8 @@ require = "aal1"
 
 #[tokio::test]
 async fn the_demo_transfer_survives_a_lapsed_proof_and_the_script_page_steps_up_in_a_popup() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
-        "Chromium is missing: install the Debian package `chromium` (bash scripts/test-deps.sh does)"
-    );
-    assert!(
-        root.join("e2e/node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `npm ci --prefix e2e`"
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let root = crate::browser::require_browser();
+    let port = crate::browser::free_port();
     let base = format!("http://localhost:{port}");
     let demo = stepgate::demo_app::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
     let app = Recorder::start(demo.addr).await;
