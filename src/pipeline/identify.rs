@@ -152,3 +152,41 @@ fn idp_attrs(s: &Session) -> Attributes {
         ..Attributes::default()
     }
 }
+
+/// The identity a machine client presents instead of a session: a bearer token (when
+/// `[bearer]` is configured), else a client certificate when no session cookie came. None: no
+/// such credential. A credential that does not hold is the answer itself: `invalid_token` or
+/// `invalid_certificate`, or 503 when the issuer's keys cannot be had (fail closed).
+pub async fn machine_identity(ctx: &Ctx) -> Option<Result<Who, super::Outcome>> {
+    use super::Outcome;
+    use crate::policy::cause::Cause;
+    if let (Some(b), Some(presented)) = (&ctx.live.config.bearer, &ctx.bearer) {
+        return Some(match crate::bearer::check(b, presented, ctx.now).await {
+            Ok(token) => Ok(Who { user: token.subject, proofs: vec![token.proof], session: None, attrs: token.attrs }),
+            Err(e) => {
+                tracing::info!(request_id = %ctx.request_id, error = %e, "bearer token refused");
+                Err(match e {
+                    crate::bearer::TokenError::KeysUnavailable => Outcome::Unavailable,
+                    _ => Outcome::Deny { cause: Cause::InvalidToken },
+                })
+            }
+        });
+    }
+    let cert = ctx.client_cert.as_ref().filter(|_| ctx.session_cookie.is_none())?;
+    Some(match cert.identify() {
+        Ok(w) => Ok(Who {
+            user: w.id.clone(),
+            proofs: vec![Proof { level: Level::Aal1, method: AuthMethod::Certificate, auth_time: ctx.now }],
+            session: None,
+            attrs: Attributes {
+                workload: Some(w.id),
+                credential_issued_at: Some(w.issued_at),
+                ..Attributes::default()
+            },
+        }),
+        Err(e) => {
+            tracing::info!(request_id = %ctx.request_id, error = %e, "client certificate is no workload identity");
+            Err(Outcome::Deny { cause: Cause::InvalidCertificate })
+        }
+    })
+}

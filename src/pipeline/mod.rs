@@ -20,13 +20,12 @@ pub mod route;
 pub use ctx::{is_gateway_path, is_navigation, new_request_id, Conn, Ctx, RiskRequest, TlsFacts, PREFIX};
 
 use crate::clock::UnixTime;
-use crate::policy::conditions::Attributes;
 use crate::policy::decide::{decide_with_risk, effective_requirement, Cause, Decision};
-use crate::policy::level::{AuthMethod, Level, Proof};
+use crate::policy::level::{Level, Proof};
 use crate::policy::routes::{Action, Requirement, Rule};
 use crate::risk::RiskVerdict;
 use crate::store::StoreError;
-use identify::{identify, Touch, Who};
+use identify::{identify, machine_identity, Touch, Who};
 use risk::{Count, Scored};
 use route::Routed;
 
@@ -178,49 +177,17 @@ pub async fn evaluate(ctx: &Ctx, pass: Pass) -> Evaluation<'_> {
     let public = is_public(rule);
     let anyone_needed = !public || shadow_rules.iter().any(|r| !is_public(r));
     let touch = if matches!(pass, Pass::Recheck(_)) { Touch::No } else { Touch::Yes };
-    // A public route with no session cookie needs no store read at all.
-    // A bearer token is the identity when one is presented: checked before anything about the
-    // requirement is answered (a bad one is `invalid_token`, whatever the route needs).
-    let bearer = match (&cfg.bearer, &ctx.bearer) {
-        (Some(b), Some(presented)) if anyone_needed => Some(crate::bearer::check(b, presented, ctx.now).await),
-        _ => None,
-    };
-    let who = if let Some(checked) = bearer {
+    // A machine client's credential (a bearer token, or a client certificate without a
+    // session) is the identity when one is presented: checked before anything about the
+    // requirement is answered.
+    let credential = if anyone_needed { machine_identity(ctx).await } else { None };
+    let who = if let Some(checked) = credential {
         match checked {
-            Ok(token) => {
-                Some(Who { user: token.subject, proofs: vec![token.proof], session: None, attrs: token.attrs })
-            }
-            Err(e) => {
-                tracing::info!(request_id = %ctx.request_id, error = %e, "bearer token refused");
-                let outcome = match e {
-                    crate::bearer::TokenError::KeysUnavailable => Outcome::Unavailable,
-                    _ => Outcome::Deny { cause: Cause::InvalidToken },
-                };
-                return Evaluation { rule: Some(rule), ..Evaluation::before_rule(outcome) };
-            }
-        }
-    } else if let (Some(cert), None, true) = (&ctx.client_cert, &ctx.session_cookie, anyone_needed) {
-        // A client certificate (and no session): the workload it names.
-        match cert.identify() {
-            Ok(w) => Some(Who {
-                user: w.id.clone(),
-                proofs: vec![Proof { level: Level::Aal1, method: AuthMethod::Certificate, auth_time: ctx.now }],
-                session: None,
-                attrs: Attributes {
-                    workload: Some(w.id),
-                    credential_issued_at: Some(w.issued_at),
-                    ..Attributes::default()
-                },
-            }),
-            Err(e) => {
-                tracing::info!(request_id = %ctx.request_id, error = %e, "client certificate is no workload identity");
-                return Evaluation {
-                    rule: Some(rule),
-                    ..Evaluation::before_rule(Outcome::Deny { cause: Cause::InvalidCertificate })
-                };
-            }
+            Ok(who) => Some(who),
+            Err(outcome) => return Evaluation { rule: Some(rule), ..Evaluation::before_rule(outcome) },
         }
     } else if !anyone_needed && cfg.identity_is_builtin() && ctx.session_cookie.is_none() {
+        // A public route with no session cookie needs no store read at all.
         None
     } else if public {
         identify_if_quick(ctx, touch).await
