@@ -53,7 +53,7 @@ pub fn respond_kept(
     // A token client (an API, a workload) never gets a page, only the 401.
     let machine = ctx.machine_client();
     let page = ctx.navigation && !machine;
-    if (page || (form && !machine)) && send_to == SendTo::Redirect {
+    if (ctx.navigation || form) && !machine && send_to == SendTo::Redirect {
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = if form { StatusCode::SEE_OTHER } else { StatusCode::FOUND };
         page_headers(resp.headers_mut());
