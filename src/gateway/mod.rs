@@ -272,11 +272,6 @@ async fn forward(
         keep_underscores: cfg.upstream.allow_underscores_in_headers,
     };
     strip_spoofable_headers(headers, hygiene);
-    // A certificate header is believed, and passed on, only from a trusted proxy.
-    if !ctx.peer_trusted {
-        headers.remove(facts::CLIENT_CERT);
-        headers.remove(facts::CLIENT_CERT_CHAIN);
-    }
     cookies::strip_own(headers, cfg.public.https);
     for (name, value) in identity_headers(eval.who.as_ref(), &eval.scored, eval.public) {
         headers.insert(name, value);

@@ -23,9 +23,11 @@ enum Piece {
     Field(String),
 }
 
-/// The methods a bound rule binds: those that carry a body.
+/// The methods a bound rule binds (and a step-up keeps): all but the safe ones that carry no
+/// body. Fail closed: an extension method (`PROPFIND`, a custom `X-PAY`) is bound too, or it
+/// would pass a bound rule on the session's proof alone.
 pub fn carries_body(method: &http::Method) -> bool {
-    matches!(*method, http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE)
+    !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE)
 }
 
 /// Parses `bind` and `confirm` of the rule at `prefix` (`routes.rules[2].`).
@@ -155,6 +157,16 @@ pub fn fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::policy::routes::Requirement;
+
+    #[test]
+    fn every_method_but_the_safe_ones_is_bound() {
+        for m in ["POST", "PUT", "PATCH", "DELETE", "PROPFIND", "X-PAY", "MKCOL"] {
+            assert!(carries_body(&http::Method::from_bytes(m.as_bytes()).unwrap()), "{m}");
+        }
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE"] {
+            assert!(!carries_body(&http::Method::from_bytes(m.as_bytes()).unwrap()), "{m}");
+        }
+    }
 
     fn aal2() -> Action {
         Action::Require(Requirement { level: Level::Aal2, max_age: None, allow: None })

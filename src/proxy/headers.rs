@@ -107,6 +107,11 @@ fn removal(name: &HeaderName, hygiene: RequestHygiene<'_>) -> Option<&'static st
     if hygiene.groups_header.is_some_and(|h| folds_to(n, h.as_str(), false)) {
         return Some("groups header");
     }
+    // RFC 9440: the gateway verifies a trusted proxy's certificate header itself and tells the
+    // app what it found (`X-Stepgate-Workload`); the header as sent never reaches the app.
+    if folds_to(n, "client-cert", false) || folds_to(n, "client-cert-chain", false) {
+        return Some("client certificate header");
+    }
     if METHOD_OVERRIDES.iter().any(|m| folds_to(n, m, false)) {
         return Some("method override");
     }
@@ -351,6 +356,23 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, vec!["content-length", "host", "x-forwarded-for", "x-request-id", "x-stepgate-user"]);
+    }
+
+    #[test]
+    fn client_certificate_headers_never_reach_the_app_in_any_spelling() {
+        let pairs = [
+            ("Client-Cert", ":MIIB:"),
+            ("client_cert", ":MIIB:"),
+            ("CLIENT-CERT-CHAIN", ":MIIC:"),
+            ("Client_Cert_Chain", ":MIIC:"),
+            ("client-certificate", "kept: another name"),
+        ];
+        for keep_underscores in [false, true] {
+            let mut h = map(&pairs);
+            strip_spoofable_headers(&mut h, hygiene(None, keep_underscores));
+            let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            assert_eq!(left, vec!["client-certificate"], "keep_underscores = {keep_underscores}");
+        }
     }
 
     #[test]

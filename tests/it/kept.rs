@@ -292,3 +292,18 @@ async fn a_bound_rule_behind_forward_auth_is_refused_not_let_through() {
     assert!(r.body.contains("bind"), "{}", r.body);
     assert_eq!(c.get_with("/.stepgate/auth", &ask("GET")).await.status, StatusCode::OK, "a GET is not bound");
 }
+
+#[tokio::test]
+async fn a_bound_rule_binds_every_method_that_is_not_safe_not_only_post() {
+    let s = stack().await;
+    let mut c = signed_in(&s.h).await;
+    enroll_totp(&s.h, &mut c).await; // a fresh aal2 proof: not enough for a bound rule
+    let body = r#"{"to":"eve","amount":10000}"#;
+    for m in ["PUT", "PATCH", "DELETE", "PROPFIND"] {
+        let method = Method::from_bytes(m.as_bytes()).unwrap();
+        let r = c.request(method, "/echo/pay", &[("content-type", "application/json")], full(body.to_string())).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{m}: {}", r.body);
+        assert!(r.json()["challenge_id"].is_string(), "{m}: kept for its own proof: {}", r.body);
+        assert_eq!(count(&s.app.seen(), m, "/echo/pay"), 0, "{m} reached the app on the session's proof");
+    }
+}
