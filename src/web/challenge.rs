@@ -245,23 +245,33 @@ async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult 
     store.reset_counter(&fail_key).await?;
     let kept = kept_of(ctx, &who, &kept_id).await?;
     let proof = Proof { level: Level::Aal2, method, auth_time: ctx.now };
-    let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof, who.session, None).await?;
+    let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof.clone(), who.session, None).await?;
     stepup_audit(ctx, Kind::StepUp, &who.user, "success", method.as_str());
     ctx.state.metrics.step_up(method, crate::metrics::labels::StepUpResult::Success);
-    let confirmed = confirm_kept(ctx, kept.as_ref(), &kept_id, &who.user, &new_key).await?;
+    let confirmed = confirm_kept(ctx, kept.as_ref(), &kept_id, &who.user, &new_key, &proof).await?;
     Ok(redirect(&after_proof(&return_to, confirmed.then_some(kept_id.as_str())), &cookies))
 }
 
 /// After a proof made on a page for a kept request: the request is confirmed by it and moves
-/// to the new session. True if there was one.
+/// to the new session. True if there was one. A proof confirms a kept request only if it
+/// satisfies what the kept request itself needs (its method and path, not the page's `return`
+/// and `method` fields, which the form sends): a TOTP code must not confirm a transfer whose
+/// rule asks for a passkey.
 pub async fn confirm_kept(
     ctx: &Ctx,
     kept: Option<&Kept>,
     id: &str,
     user: &str,
     new_session_key: &str,
+    proof: &Proof,
 ) -> Result<bool, WebError> {
     let Some(k) = kept else { return Ok(false) };
+    let method = Method::from_bytes(k.method.as_bytes()).unwrap_or(Method::POST);
+    let (need, _) = requirement_with_risk(ctx, &method, &k.path_and_query).await?;
+    if !crate::policy::decide::satisfies(proof, &need, ctx.now) {
+        tracing::info!(request_id = %ctx.request_id, "a proof that does not satisfy the kept request's rule does not confirm it");
+        return Ok(false);
+    }
     if !kept::confirm(ctx, id, user, new_session_key).await? {
         return Ok(false);
     }

@@ -245,11 +245,12 @@ pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
     store.put_factors(&who.user, &factors).await?;
     store.reset_counter(&fail_key).await?;
     let proof = Proof { level: asserted.level, method: AuthMethod::Webauthn, auth_time: ctx.now };
-    let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof, who.session, None).await?;
+    let (cookies, new_key) = sessions::elevate_keyed(ctx, &who.user, proof.clone(), who.session, None).await?;
     let reason = if asserted.level >= crate::policy::level::Level::Aal3 { "webauthn aal3" } else { "webauthn aal2" };
     audit_event(ctx, Kind::StepUp, &who.user, "success", reason);
     ctx.state.metrics.step_up(AuthMethod::Webauthn, crate::metrics::labels::StepUpResult::Success);
-    let confirmed = crate::web::challenge::confirm_kept(ctx, kept.as_ref(), &input.kept, &who.user, &new_key).await?;
+    let confirmed =
+        crate::web::challenge::confirm_kept(ctx, kept.as_ref(), &input.kept, &who.user, &new_key, &proof).await?;
     let redirect = crate::web::challenge::after_proof(&return_to, confirmed.then_some(input.kept.as_str()));
     Ok(reply(StatusCode::OK, json!({"ok": true, "level": asserted.level.as_str(), "redirect": redirect}), &cookies))
 }

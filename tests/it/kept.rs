@@ -19,6 +19,14 @@ bind = "transaction"
 confirm = "Transfer {amount} to {to}"
 
 [[rule]]
+name = "recovery-pay"
+path = "/echo/rpay"
+require = "aal2"
+max_age = "5m"
+allow = ["recovery"]
+bind = "transaction"
+
+[[rule]]
 name = "form"
 path = "/echo/form"
 require = "aal2"
@@ -306,4 +314,39 @@ async fn a_bound_rule_binds_every_method_that_is_not_safe_not_only_post() {
         assert!(r.json()["challenge_id"].is_string(), "{m}: kept for its own proof: {}", r.body);
         assert_eq!(count(&s.app.seen(), m, "/echo/pay"), 0, "{m} reached the app on the session's proof");
     }
+}
+
+#[tokio::test]
+async fn a_proof_confirms_a_kept_request_only_if_it_satisfies_that_requests_own_rule() {
+    let s = stack().await;
+    let (mut c, enrolled) = lapsed(&s).await;
+    // A first transfer, confirmed with a recovery code as its rule asks: the session now holds
+    // a fresh recovery proof.
+    let r = c.post_form("/echo/rpay", &[("to", "bob"), ("amount", "10")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let url = r.location().to_string();
+    let page = c.browse(&url).await;
+    let field = |name: &str| {
+        let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
+    };
+    let (csrf, ret, method, kept) = (page.csrf(), field("return"), field("method"), field("kept"));
+    let code = enrolled.recovery[0].clone();
+    let fields = [("csrf", csrf.as_str()), ("code", &code), ("return", &ret), ("method", &method), ("kept", &kept)];
+    let done = c.post_form("/.stepgate/challenge/recovery", &fields).await;
+    assert_eq!(c.browse(done.location()).await.status, StatusCode::OK);
+    assert_eq!(count(&s.app.seen(), "POST", "/echo/rpay"), 1);
+
+    // A second transfer is kept; a TOTP code (not allowed by its rule) posted with the page
+    // fields of another route where TOTP is allowed must not confirm it.
+    let r = c.post_form("/echo/rpay", &[("to", "eve"), ("amount", "9999")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let id = kept_id(r.location());
+    assert!(!id.is_empty(), "{}", r.location());
+    let other = format!("/.stepgate/challenge?return=%2Fecho%2Fform&method=POST&kept={id}");
+    let (_, done) = prove(&s, &mut c, &other, &enrolled).await;
+    assert!(!done.location().contains("/.stepgate/kept"), "confirmed by a TOTP code: {}", done.location());
+    let replay = c.browse(&format!("/.stepgate/kept?id={id}")).await;
+    assert_ne!(replay.status, StatusCode::OK, "{}", replay.body);
+    assert_eq!(count(&s.app.seen(), "POST", "/echo/rpay"), 1, "the second transfer reached the app");
 }
