@@ -105,16 +105,22 @@ impl Template {
     }
 
     /// The text with each `{field}` replaced by its value (`?` when the request has none).
+    /// A field sent more than once shows every value (`10 / 10000`): apps differ in which one
+    /// they read (most take the last), so the confirmation never shows just one of them.
     /// Plain text: the page escapes it.
     pub fn render(&self, fields: &[(String, String)]) -> String {
         let mut out = String::new();
         for p in &self.0 {
             match p {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Field(name) => match fields.iter().find(|(k, _)| k == name) {
-                    Some((_, v)) => out.push_str(&shown(v)),
-                    None => out.push('?'),
-                },
+                Piece::Field(name) => {
+                    let values: Vec<String> = fields.iter().filter(|(k, _)| k == name).map(|(_, v)| shown(v)).collect();
+                    if values.is_empty() {
+                        out.push('?');
+                    } else {
+                        out.push_str(&values.join(" / "));
+                    }
+                }
             }
         }
         out
@@ -157,6 +163,15 @@ pub fn fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::policy::routes::Requirement;
+
+    #[test]
+    fn a_field_sent_twice_shows_every_value_in_the_confirmation() {
+        let t = Template::parse("k", "Transfer {amount} to {to}").unwrap();
+        let f = fields("application/x-www-form-urlencoded", b"amount=10&to=bob&amount=10000&to=eve");
+        assert_eq!(t.render(&f), "Transfer 10 / 10000 to bob / eve");
+        let f = fields("application/x-www-form-urlencoded", b"amount=10&to=bob");
+        assert_eq!(t.render(&f), "Transfer 10 to bob");
+    }
 
     #[test]
     fn every_method_but_the_safe_ones_is_bound() {
