@@ -76,8 +76,10 @@ pub struct Record<'a> {
     pub request: Option<Asked<'a>>,
     /// On decisions: the expired rule that matched first and was skipped (a config name).
     pub expired_rule: Option<&'a str>,
-    /// The workload the caller is (a certificate's SPIFFE ID or subject, a token's client).
+    /// The workload the caller is, proved by a client certificate (SPIFFE ID or subject).
     pub workload: Option<&'a str>,
+    /// A bearer token's client, as the token's issuer names it.
+    pub client: Option<&'a str>,
 }
 
 static SINK: crate::log_line::Sink = crate::log_line::Sink::new();
@@ -215,6 +217,8 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         expired_rule: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         workload: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client: Option<&'a str>,
     }
     let fields = Fields {
         kind: r.kind,
@@ -231,6 +235,7 @@ fn line(r: &Record<'_>, at: std::time::SystemTime) -> Vec<u8> {
         path: r.request.map(|a| a.path),
         expired_rule: r.expired_rule,
         workload: r.workload,
+        client: r.client,
     };
     crate::log_line::render("audit", &fields, at, 320)
 }
@@ -243,6 +248,7 @@ mod tests {
     fn a_line_is_one_json_object_with_every_field_and_no_secret() {
         let r = Record {
             workload: None,
+            client: None,
             kind: Kind::Decision,
             request_id: "0123abcd",
             user: Some("ann \"quoted\""),

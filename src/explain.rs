@@ -108,7 +108,7 @@ pub async fn explain(cfg: &Config, q: &Question, history: &RiskHistory) -> Resul
                 out,
                 "token     subject {}, client {}, level {level}, scopes {}",
                 w.user,
-                w.attrs.workload.as_deref().unwrap_or("-"),
+                w.attrs.client.as_deref().unwrap_or("-"),
                 if w.attrs.scopes.is_empty() { "-".to_string() } else { w.attrs.scopes.join(" ") }
             );
         }

@@ -145,6 +145,7 @@ fn record(user: &str, reason: &'static str) {
     let request_id = format!("admin-{:016x}", rand::random::<u64>());
     audit::emit(&audit::Record {
         workload: None,
+        client: None,
         kind: Kind::UserAdmin,
         request_id: &request_id,
         user: Some(user),

@@ -1,7 +1,7 @@
 //! Bearer access tokens (RFC 6750, RFC 9068 JWTs): verified against the issuer's keys, then
 //! turned into an identity like any other source: a subject, a proof `{level from acr/amr,
-//! method bearer, auth_time}`, and attributes (scopes, claims, the client as the workload,
-//! `iat` as the credential's issue time).
+//! method bearer, auth_time}`, and attributes (scopes, claims, the client, `iat` as the
+//! credential's issue time).
 //!
 //! A token is checked before anything about the route's requirement is said: a bad one gets
 //! `invalid_token` and nothing else.
@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
-    /// `sub`, or `client_id` when the token has no subject.
+    /// `sub` (required: RFC 9068 §2.2).
     pub subject: String,
     pub proof: Proof,
     pub attrs: Attributes,
@@ -48,7 +48,7 @@ pub enum TokenError {
     Expired,
     #[error("not valid yet (nbf or iat in the future)")]
     NotYetValid,
-    #[error("a required claim is missing or of the wrong type (exp, sub or client_id)")]
+    #[error("a required claim is missing or of the wrong type (exp or sub)")]
     Claims,
 }
 
@@ -170,7 +170,9 @@ pub fn read_claims(cfg: &BearerConfig, claims: Map<String, Value>, now: UnixTime
         }
     }
     let client = text(&claims, "client_id").or_else(|| text(&claims, "azp"));
-    let subject = text(&claims, "sub").or_else(|| client.clone()).ok_or(TokenError::Claims)?;
+    // RFC 9068 §2.2: `sub` is required. No fallback to the client: a client named like a
+    // user (`client_id = "alice"`) must not become that user.
+    let subject = text(&claims, "sub").ok_or(TokenError::Claims)?;
     // RFC 9068 §2.2.3: `scope` is a space-separated string; Okta and Entra send `scp` (a list
     // or a string).
     let mut scopes: Vec<String> = Vec::new();
@@ -192,7 +194,8 @@ pub fn read_claims(cfg: &BearerConfig, claims: Map<String, Value>, now: UnixTime
     let attrs = Attributes {
         groups: Vec::new(),
         scopes,
-        workload: client,
+        workload: None,
+        client,
         credential_issued_at: iat,
         claims: claims.into_iter().collect(),
     };

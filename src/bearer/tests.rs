@@ -32,7 +32,7 @@ fn claims(v: serde_json::Value) -> Map<String, Value> {
 }
 
 #[test]
-fn claims_become_subject_level_scopes_and_workload() {
+fn claims_become_subject_level_scopes_and_client() {
     let cfg = raw("").unwrap().unwrap();
     let now = UnixTime(1_000_000);
     let t = read_claims(
@@ -45,11 +45,16 @@ fn claims_become_subject_level_scopes_and_workload() {
     assert_eq!(t.subject, "u1");
     assert_eq!(t.proof, Proof { level: Level::Aal3, method: AuthMethod::Bearer, auth_time: UnixTime(999_000) });
     assert_eq!(t.attrs.scopes, vec!["a", "b"]);
-    assert_eq!(t.attrs.workload.as_deref(), Some("cli"));
+    assert_eq!(t.attrs.client.as_deref(), Some("cli"));
+    assert_eq!(t.attrs.workload, None, "a token's client is never a certificate-proved workload");
     assert_eq!(t.attrs.credential_issued_at, Some(UnixTime(999_990)));
-    // Client credentials: no sub, the client is the subject; unknown acr is aal1.
-    let t = read_claims(&cfg, claims(serde_json::json!({"client_id": "svc", "exp": 1_000_100})), now).unwrap();
-    assert_eq!((t.subject.as_str(), t.proof.level), ("svc", Level::Aal1));
+    // No sub: refused (RFC 9068 §2.2), never the client as the user: a client registered as
+    // "alice" must not become the user alice.
+    let t = read_claims(&cfg, claims(serde_json::json!({"client_id": "alice", "exp": 1_000_100})), now);
+    assert_eq!(t, Err(TokenError::Claims));
+    // Client credentials name the client as sub (RFC 9068); an unknown acr is aal1.
+    let t = read_claims(&cfg, claims(serde_json::json!({"sub": "svc", "client_id": "svc", "exp": 1_000_100})), now);
+    assert_eq!(t.map(|t| (t.subject, t.proof.level)), Ok(("svc".to_string(), Level::Aal1)));
     // Times, with the 60 s default skew.
     let exp = |e: u64| read_claims(&cfg, claims(serde_json::json!({"sub": "u", "exp": e})), now);
     assert!(exp(999_950).is_ok());
@@ -129,5 +134,9 @@ async fn explain_dry_runs_token_claims_and_workloads() {
     let out = crate::explain::explain(&cfg, &ask("/svc", None, Some("spiffe://e.org/dev/api")), &Default::default())
         .await
         .unwrap();
+    assert!(out.contains("workload_not_allowed"), "{out}");
+    // A token naming a SPIFFE ID as its client is not that workload.
+    let posing = serde_json::json!({"sub": "svc", "client_id": "spiffe://e.org/prod/api", "exp": at.0 + 60});
+    let out = crate::explain::explain(&cfg, &ask("/svc", Some(posing), None), &Default::default()).await.unwrap();
     assert!(out.contains("workload_not_allowed"), "{out}");
 }

@@ -36,8 +36,10 @@ pub const X_LEVEL: HeaderName = HeaderName::from_static("x-stepgate-level");
 pub const X_AUTH_TIME: HeaderName = HeaderName::from_static("x-stepgate-auth-time");
 pub const X_METHODS: HeaderName = HeaderName::from_static("x-stepgate-methods");
 pub const X_RISK: HeaderName = HeaderName::from_static("x-stepgate-risk");
-/// The workload's ID (a bearer token's client, a certificate's SPIFFE ID or subject).
+/// The workload's ID, proved by a client certificate (its SPIFFE ID or subject).
 pub const X_WORKLOAD: HeaderName = HeaderName::from_static("x-stepgate-workload");
+/// A bearer token's client (`client_id`, else `azp`), as the token's issuer names it.
+pub const X_CLIENT: HeaderName = HeaderName::from_static("x-stepgate-client");
 
 pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
     let started = Instant::now();
@@ -171,6 +173,7 @@ pub fn denied(ctx: &Ctx, cause: Cause, rule: Option<&crate::policy::routes::Rule
         }
         Cause::MissingScope => "The token does not carry the scope this address needs.",
         Cause::WorkloadNotAllowed => "This address is only for certain services (workload identities).",
+        Cause::ClientNotAllowed => "This address is only for certain API clients.",
         Cause::CredentialTooOld => "The credential was issued too long ago; use a freshly issued one.",
         Cause::TransactionUnconfirmed => {
             "This action is confirmed on its own through the gateway (bind = \"transaction\"), \
@@ -240,8 +243,11 @@ pub fn identity_headers(who: Option<&Who>, scored: &Scored, public: bool) -> Vec
                 out.push((name, v));
             }
         }
-        if let Some(v) = who.attrs.workload.as_deref().and_then(|w| HeaderValue::from_str(w).ok()) {
-            out.push((X_WORKLOAD, v));
+        let machine = [(X_WORKLOAD, &who.attrs.workload), (X_CLIENT, &who.attrs.client)];
+        for (name, id) in machine {
+            if let Some(v) = id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+                out.push((name, v));
+            }
         }
     }
     if !public {

@@ -32,6 +32,7 @@ pub fn audit_decision(ctx: &Ctx, eval: &Evaluation<'_>) {
     let reasons = eval.scored.assessment.reasons();
     audit::emit(&audit::Record {
         workload: eval.who.as_ref().and_then(|w| w.attrs.workload.as_deref()),
+        client: eval.who.as_ref().and_then(|w| w.attrs.client.as_deref()),
         kind: Kind::Decision,
         request_id: &ctx.request_id,
         user: eval.user(),
@@ -50,6 +51,7 @@ fn audit_shadows(ctx: &Ctx, eval: &Evaluation<'_>) {
     for shadow in &eval.shadows {
         audit::emit(&audit::Record {
             workload: eval.who.as_ref().and_then(|w| w.attrs.workload.as_deref()),
+            client: eval.who.as_ref().and_then(|w| w.attrs.client.as_deref()),
             kind: Kind::Shadow,
             request_id: &ctx.request_id,
             user: eval.user(),

@@ -66,6 +66,7 @@ pub fn watch(opened: Opened) -> CloseWhen {
         tracing::info!(request_id = %o.request_id, reason = why.as_str(), "closing an upgraded connection");
         audit::emit(&audit::Record {
             workload: None,
+            client: None,
             kind: Kind::TunnelClosed,
             request_id: &o.request_id,
             user: Some(&opened.user),

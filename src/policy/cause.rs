@@ -35,6 +35,8 @@ pub enum Cause {
     MissingScope,
     /// Denied: the rule names `workload` and the caller is not a workload it matches.
     WorkloadNotAllowed,
+    /// Denied: the rule names `client` and the caller is no bearer token client it matches.
+    ClientNotAllowed,
     /// Refused: the certificate or token was issued longer ago than `max_credential_age`.
     CredentialTooOld,
     /// Step-up needed: the rule binds the transaction (`bind = "transaction"`) and no proof
@@ -67,6 +69,7 @@ impl Cause {
             Cause::ClaimMismatch => "claim_mismatch",
             Cause::MissingScope => "insufficient_scope",
             Cause::WorkloadNotAllowed => "workload_not_allowed",
+            Cause::ClientNotAllowed => "client_not_allowed",
             Cause::CredentialTooOld => "credential_too_old",
             Cause::TransactionUnconfirmed => "transaction_unconfirmed",
             Cause::BodyNotKept => "body_not_kept",
@@ -76,7 +79,7 @@ impl Cause {
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 20] = [
+    pub const ALL: [Cause; 21] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -92,6 +95,7 @@ impl Cause {
         Cause::ClaimMismatch,
         Cause::MissingScope,
         Cause::WorkloadNotAllowed,
+        Cause::ClientNotAllowed,
         Cause::CredentialTooOld,
         Cause::TransactionUnconfirmed,
         Cause::BodyNotKept,

@@ -1,6 +1,9 @@
 //! Who may use a route, beyond how strongly they were proven: groups and claims (people, from
-//! the identity provider, the users file or a trusted header), scopes (bearer tokens), and the
-//! workload a certificate or token names, and how recently that credential was issued.
+//! the identity provider, the users file or a trusted header), scopes and the client (bearer
+//! tokens), the workload a client certificate proves, and how recently that credential was issued.
+//!
+//! A workload (proved by the client CA) and a token's client (named by the token's issuer) are
+//! two attributes, never one: a token whose `client_id` reads `spiffe://…` is not that workload.
 //!
 //! A condition is a requirement, not a selector: a rule with `groups = ["finance"]` matches
 //! its requests as any rule does, and a signed-in caller in none of the groups is denied (403).
@@ -25,9 +28,12 @@ pub struct Attributes {
     /// Scopes of a bearer token.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
-    /// A workload's identity: its SPIFFE ID or certificate subject, or a token's client.
+    /// A workload's identity, proved by a client certificate: its SPIFFE ID or subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<String>,
+    /// A bearer token's client (`client_id`, else `azp`), as the token's issuer names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     /// When the certificate or token was issued (`notBefore`, `iat`); None for a browser session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_issued_at: Option<UnixTime>,
@@ -44,6 +50,8 @@ pub struct Conditions {
     pub scopes: Vec<String>,
     /// A glob on the workload's ID: `*` matches within one `/` segment, `**` across segments.
     pub workload: Option<String>,
+    /// A glob on a bearer token's client, with the same wildcards.
+    pub client: Option<String>,
     /// The credential must have been issued within this long.
     pub max_credential_age: Option<Duration>,
 }
@@ -55,6 +63,7 @@ pub struct RawConditions<'a> {
     pub claims: Option<&'a BTreeMap<String, String>>,
     pub scopes: Option<&'a [String]>,
     pub workload: Option<&'a str>,
+    pub client: Option<&'a str>,
     pub max_credential_age: Option<&'a str>,
 }
 
@@ -66,9 +75,25 @@ impl RawConditions<'_> {
             ("claims", self.claims.is_some()),
             ("scopes", self.scopes.is_some()),
             ("workload", self.workload.is_some()),
+            ("client", self.client.is_some()),
             ("max_credential_age", self.max_credential_age.is_some()),
         ];
         set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
+    }
+}
+
+/// A glob key (`workload`, `client`): not empty, no spaces or control characters.
+fn glob(prefix: &str, key: &str, raw: Option<&str>, example: &str) -> Result<Option<String>, ConfigError> {
+    match raw.map(str::trim) {
+        None => Ok(None),
+        Some("") => Err(ConfigError::new(
+            format!("{prefix}{key}"),
+            format!("empty: give an ID or a glob such as \"{example}\", or remove the key"),
+        )),
+        Some(g) if g.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Err(ConfigError::new(format!("{prefix}{key}"), "contains spaces or control characters"))
+        }
+        Some(g) => Ok(Some(g.to_string())),
     }
 }
 
@@ -112,22 +137,11 @@ impl Conditions {
                 claims.push((k.trim().to_string(), v.clone()));
             }
         }
-        let workload = match raw.workload.map(str::trim) {
-            None => None,
-            Some("") => {
-                return Err(ConfigError::new(
-                    format!("{prefix}workload"),
-                    "empty: give a workload ID or a glob such as \"spiffe://example.org/ns/prod/sa/*\"",
-                ))
-            }
-            Some(w) if w.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-                return Err(ConfigError::new(format!("{prefix}workload"), "contains spaces or control characters"));
-            }
-            Some(w) => Some(w.to_string()),
-        };
+        let workload = glob(prefix, "workload", raw.workload, "spiffe://example.org/ns/prod/sa/*")?;
+        let client = glob(prefix, "client", raw.client, "billing-*")?;
         let max_credential_age =
             raw.max_credential_age.map(|t| parse_duration(&format!("{prefix}max_credential_age"), t)).transpose()?;
-        Ok(Conditions { groups, claims, scopes, workload, max_credential_age })
+        Ok(Conditions { groups, claims, scopes, workload, client, max_credential_age })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,6 +153,11 @@ impl Conditions {
         if let Some(glob) = &self.workload {
             if !attrs.workload.as_deref().is_some_and(|w| glob_matches(glob, w)) {
                 return Err(Cause::WorkloadNotAllowed);
+            }
+        }
+        if let Some(glob) = &self.client {
+            if !attrs.client.as_deref().is_some_and(|c| glob_matches(glob, c)) {
+                return Err(Cause::ClientNotAllowed);
             }
         }
         if let Some(max) = self.max_credential_age {
@@ -174,6 +193,9 @@ impl Conditions {
         }
         if self.workload.is_some() && self.workload != other.workload {
             return Some("workload");
+        }
+        if self.client.is_some() && self.client != other.client {
+            return Some("client");
         }
         match (self.max_credential_age, other.max_credential_age) {
             (Some(_), None) => Some("max_credential_age"),
@@ -225,6 +247,9 @@ impl fmt::Display for Conditions {
         }
         if let Some(w) = &self.workload {
             parts.push(format!("workload {w}"));
+        }
+        if let Some(c) = &self.client {
+            parts.push(format!("client {c}"));
         }
         if let Some(a) = self.max_credential_age {
             parts.push(format!("credential within {}", humantime::format_duration(a)));

@@ -12,6 +12,7 @@ fn attrs() -> Attributes {
         .into(),
         scopes: vec!["payments:read".into(), "payments:write".into()],
         workload: Some("spiffe://example.org/ns/prod/sa/billing".into()),
+        client: Some("billing-cli".into()),
         credential_issued_at: Some(UnixTime(1_000)),
     }
 }
@@ -48,8 +49,25 @@ fn each_condition_admits_and_refuses_with_its_own_cause() {
     assert_eq!(ok("workload = \"spiffe://example.org/ns/dev/sa/*\""), Err(Cause::WorkloadNotAllowed));
     assert_eq!(ok("workload = \"spiffe://example.org/*\""), Err(Cause::WorkloadNotAllowed), "* stays in one segment");
     assert_eq!(ok("workload = \"spiffe://example.org/**\""), Ok(()));
+    assert_eq!(ok("client = \"billing-*\""), Ok(()));
+    assert_eq!(ok("client = \"payroll-*\""), Err(Cause::ClientNotAllowed));
     assert_eq!(ok("max_credential_age = \"5m\""), Ok(()));
     assert_eq!(ok("max_credential_age = \"1m\""), Err(Cause::CredentialTooOld));
+}
+
+#[test]
+fn a_token_client_is_never_a_workload_nor_a_workload_a_client() {
+    let now = UnixTime(1_100);
+    let spiffe = "spiffe://example.org/ns/prod/sa/billing";
+    // A token whose issuer names its client like a SPIFFE ID: the CA proved nothing of it.
+    let token = Attributes { client: Some(spiffe.into()), ..Attributes::default() };
+    let workload_rule = conditions(&format!("workload = \"{spiffe}\"")).unwrap();
+    assert_eq!(workload_rule.check(&token, now), Err(Cause::WorkloadNotAllowed));
+    assert_eq!(conditions("workload = \"**\"").unwrap().check(&token, now), Err(Cause::WorkloadNotAllowed));
+    // And a certificate's workload is no token client.
+    let cert = Attributes { workload: Some(spiffe.into()), ..Attributes::default() };
+    assert_eq!(conditions("client = \"**\"").unwrap().check(&cert, now), Err(Cause::ClientNotAllowed));
+    assert_eq!(conditions(&format!("client = \"{spiffe}\"")).unwrap().check(&token, now), Ok(()));
 }
 
 #[test]
@@ -80,6 +98,7 @@ fn conditions_that_could_never_act_or_are_malformed_are_refused_naming_the_key()
     assert!(err("groups = [\"two words\"]", "require = \"aal1\"").contains("rule 'r'.groups"));
     assert!(err("max_credential_age = \"soon\"", "require = \"aal1\"").contains("rule 'r'.max_credential_age"));
     assert!(err("workload = \"\"", "require = \"aal1\"").contains("rule 'r'.workload"));
+    assert!(err("client = \"a b\"", "require = \"aal1\"").contains("rule 'r'.client"));
     assert!(err("claims = {}", "require = \"aal1\"").contains("rule 'r'.claims"));
 }
 

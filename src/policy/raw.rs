@@ -72,9 +72,12 @@ pub struct RawRule {
     /// all of these token scopes,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
-    /// a workload whose ID matches this glob,
+    /// a workload (client certificate) whose ID matches this glob,
     #[serde(default)]
     pub workload: Option<String>,
+    /// a bearer token client (`client_id`, else `azp`) matching this glob,
+    #[serde(default)]
+    pub client: Option<String>,
     /// with a certificate or token issued within this long.
     #[serde(default)]
     pub max_credential_age: Option<String>,

@@ -92,7 +92,7 @@ pub struct Rule {
     pub risk: RuleRisk,
     /// Enforced or shadow, and when it expires.
     pub rollout: Rollout,
-    /// Who may use the route besides how strongly proven: groups, claims, scopes, workload.
+    /// Who may use the route besides how strongly proven: groups, claims, scopes, workload, client.
     pub conditions: Conditions,
     /// SHA-256 of the rule as written: a reload compares rules by name and this.
     pub digest: [u8; 32],
@@ -107,6 +107,7 @@ fn parse_conditions(prefix: &str, raw: &RawRule, action: &Action) -> Result<Cond
         claims: raw.claims.as_ref(),
         scopes: raw.scopes.as_deref(),
         workload: raw.workload.as_deref(),
+        client: raw.client.as_deref(),
         max_credential_age: raw.max_credential_age.as_deref(),
     };
     if let Some(k) = written.keys_set().first() {

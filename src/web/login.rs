@@ -110,6 +110,7 @@ pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
         at_idp = super::oidc_logout::continue_at_idp(ctx, &s).await;
         audit::emit(&audit::Record {
             workload: None,
+            client: None,
             kind: Kind::SignOut,
             request_id: &ctx.request_id,
             user: Some(&s.user),

@@ -100,6 +100,7 @@ pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
 pub fn audit_user(ctx: &Ctx, kind: crate::audit::Kind, user: &str, decision: &'static str, reason: &'static str) {
     crate::audit::emit(&crate::audit::Record {
         workload: None,
+        client: None,
         kind,
         request_id: &ctx.request_id,
         user: Some(user),

@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 fn audit(ctx: &Ctx, decision: &'static str, reason: &'static str) {
     audit::emit(&audit::Record {
         workload: None,
+        client: None,
         kind: Kind::SignOut,
         request_id: &ctx.request_id,
         user: None,

@@ -29,6 +29,18 @@ require = "aal1"
 max_credential_age = "10m"
 
 [[rule]]
+name = "mesh"
+path = "/echo/mesh/**"
+require = "aal1"
+workload = "spiffe://example.org/ns/prod/sa/*"
+
+[[rule]]
+name = "partners"
+path = "/echo/partners/**"
+require = "aal1"
+client = "billing-*"
+
+[[rule]]
 name = "open"
 path = "/echo/public/**"
 require = "none"
@@ -67,7 +79,7 @@ fn challenge(r: &Resp) -> Challenge {
 }
 
 #[tokio::test]
-async fn a_valid_token_passes_with_rsa_and_ec_keys_and_names_the_workload() {
+async fn a_valid_token_passes_with_rsa_and_ec_keys_and_names_the_client() {
     let a = api().await;
     for key in [&a.rsa, &a.ec] {
         let r = call(&a.h, "/echo/orders", &sign(key, &claims(a.h.now()))).await;
@@ -76,8 +88,36 @@ async fn a_valid_token_passes_with_rsa_and_ec_keys_and_names_the_workload() {
         assert_eq!(seen["x-stepgate-user"], "svc-user-1");
         assert_eq!(seen["x-stepgate-methods"], "bearer");
         assert_eq!(seen["x-stepgate-level"], "aal1");
-        assert_eq!(seen["x-stepgate-workload"], "billing-cli");
+        assert_eq!(seen["x-stepgate-client"], "billing-cli");
+        assert!(seen.get("x-stepgate-workload").is_none(), "a token proves no workload: {seen:?}");
     }
+}
+
+#[tokio::test]
+async fn a_token_client_is_no_workload_and_no_user() {
+    let a = api().await;
+    let now = a.h.now();
+    // The issuer calls its client by a SPIFFE ID the mesh rule admits: only a certificate
+    // from the client CA proves a workload, so this is refused.
+    let mut posing = claims(now);
+    posing["client_id"] = "spiffe://example.org/ns/prod/sa/billing".into();
+    let r = call(&a.h, "/echo/mesh/ledger", &sign(&a.rsa, &posing)).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error_description"].as_str().unwrap().contains("workload identities"), "{}", r.body);
+    // A `client` rule admits the clients its glob names, and no other.
+    assert_eq!(call(&a.h, "/echo/partners/x", &sign(&a.rsa, &claims(now))).await.status, 200);
+    let mut other = claims(now);
+    other["client_id"] = "payroll-cli".into();
+    let r = call(&a.h, "/echo/partners/x", &sign(&a.rsa, &other)).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error_description"].as_str().unwrap().contains("API clients"), "{}", r.body);
+    // A token without `sub` names no user: a client registered as "alice" is not alice.
+    let mut no_user = claims(now);
+    no_user.as_object_mut().unwrap().remove("sub");
+    no_user["client_id"] = "alice".into();
+    let r = call(&a.h, "/echo/orders", &sign(&a.rsa, &no_user)).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(challenge(&r).params["error"], "invalid_token", "{}", r.body);
 }
 
 #[tokio::test]
