@@ -13,23 +13,24 @@ use super::{forward, record};
 use crate::body::{self, Body};
 use crate::pipeline::kept::{self, Kept, Via, KEPT_TTL, X_CONFIRMATION};
 use crate::pipeline::{evaluate, Ctx, Evaluation, Outcome, Pass};
-use crate::policy::bind::{carries_body, fields};
+use crate::policy::bind::{carries_body, confirmed_fields, fields};
 use crate::policy::decide::Cause;
 use crate::policy::normalize::normalize_path;
 use crate::policy::routes::Requirement;
 use crate::proxy::Upgrade;
 use crate::respond::error_page;
 use crate::web::urls::Need;
-use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::time::Instant;
 
 /// Whether the request is acted on here rather than by the plain proxy path.
-pub fn applies(ctx: &Ctx, eval: &Evaluation<'_>) -> bool {
+pub fn applies(ctx: &Ctx, headers: &HeaderMap, eval: &Evaluation<'_>) -> bool {
     if !carries_body(&ctx.method) {
-        return false;
+        // A GET with a body on a bound rule: some apps act on the body whatever the method.
+        return bound(eval) && !eval.public && has_body(headers);
     }
     match eval.outcome {
         Outcome::StepUp { .. } => true,
@@ -40,6 +41,11 @@ pub fn applies(ctx: &Ctx, eval: &Evaluation<'_>) -> bool {
 
 fn bound(eval: &Evaluation<'_>) -> bool {
     eval.rule.is_some_and(|r| r.bind.is_some())
+}
+
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// A browser form submission (it follows a redirect to the page), not `fetch` or an API call.
@@ -55,6 +61,12 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 /// Acts on a request `applies` chose; `eval.outcome` is updated to what was done (a bound
 /// request without its proof is a step-up), so the record phase tells the truth.
 pub async fn act(ctx: &Ctx, req: Request<Incoming>, eval: &mut Evaluation<'_>) -> Response<Body> {
+    if !carries_body(&ctx.method) {
+        eval.outcome = Outcome::Deny { cause: Cause::TransactionUnreadable };
+        let detail =
+            "This address confirms actions one by one: a request with a body must use POST, PUT, PATCH or DELETE.";
+        return error_page(StatusCode::BAD_REQUEST, "Cannot confirm this request", detail, ctx.reply());
+    }
     let (parts, incoming) = req.into_parts();
     let form = is_form(&parts.headers);
     let need = need_of(eval);
@@ -74,7 +86,26 @@ pub async fn act(ctx: &Ctx, req: Request<Incoming>, eval: &mut Evaluation<'_>) -
         Err(_) => return not_kept(ctx, eval, need, TOO_BIG),
     };
     let path_and_query = ctx.path_and_query();
-    let digest = kept::digest(ctx.method.as_str(), &ctx.host, &path_and_query, &bytes);
+    // A bound request is shown field by field as the app will read it, or refused.
+    let shown = if bound(eval) {
+        let encoding = parts.headers.get(CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?"));
+        // Sent twice, the app may read the other one.
+        let twice = [CONTENT_TYPE, CONTENT_ENCODING].iter().any(|n| parts.headers.get_all(n).iter().count() > 1);
+        let read = match twice {
+            true => Err(crate::policy::bind::Unreadable::Malformed),
+            false => confirmed_fields(&content_type, encoding, ctx.query.as_deref(), &bytes),
+        };
+        match read {
+            Ok(f) => f,
+            Err(why) => {
+                eval.outcome = Outcome::Deny { cause: Cause::TransactionUnreadable };
+                return error_page(why.status(), "Cannot confirm this request", why.detail(), ctx.reply());
+            }
+        }
+    } else {
+        fields(&content_type, &bytes)
+    };
+    let digest = kept::digest(ctx.method.as_str(), &ctx.host, &path_and_query, &content_type, &bytes);
     let rule = eval.rule.map_or("-", |r| r.name.as_str());
     if matches!(eval.outcome, Outcome::Forward { .. }) {
         // A bound rule: the retry of a request confirmed for exactly this body.
@@ -100,7 +131,7 @@ pub async fn act(ctx: &Ctx, req: Request<Incoming>, eval: &mut Evaluation<'_>) -
         }
     }
     let Some(rule_ref) = eval.rule else { return not_kept(ctx, eval, need, TOO_BIG) };
-    let fields = fields(&content_type, &bytes);
+    let fields = shown;
     let confirmation = rule_ref.bind.as_ref().and_then(|b| b.confirm.as_ref()).map(|t| t.render(&fields));
     let k = Kept {
         user,

@@ -44,7 +44,7 @@ pub struct Kept {
     pub content_type: String,
     #[serde(with = "b64")]
     pub body: Vec<u8>,
-    /// SHA-256 over method, host, path and body (hex): `X-Stepgate-Transaction`.
+    /// SHA-256 over method, host, path, content type and body (hex): `X-Stepgate-Transaction`.
     pub digest: String,
     pub via: Via,
     /// The rule binds the transaction: only a proof made for this record lets it through.
@@ -70,10 +70,11 @@ mod b64 {
     }
 }
 
-/// The transaction digest: what a proof for a bound rule is valid for.
-pub fn digest(method: &str, host: &str, path_and_query: &str, body: &[u8]) -> String {
+/// The transaction digest: what a proof for a bound rule is valid for. The content type is in
+/// it: the same bytes read as another type are another request.
+pub fn digest(method: &str, host: &str, path_and_query: &str, content_type: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
-    for part in [method.as_bytes(), host.as_bytes(), path_and_query.as_bytes()] {
+    for part in [method.as_bytes(), host.as_bytes(), path_and_query.as_bytes(), content_type.as_bytes()] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -143,11 +144,13 @@ mod tests {
 
     #[test]
     fn digest_covers_every_part() {
-        let d = digest("POST", "h", "/t", b"amount=10");
-        assert_ne!(d, digest("POST", "h", "/t", b"amount=11"));
-        assert_ne!(d, digest("PUT", "h", "/t", b"amount=10"));
-        assert_ne!(d, digest("POST", "h2", "/t", b"amount=10"));
-        assert_ne!(digest("POST", "h", "/ta", b"b"), digest("POST", "h", "/t", b"ab"));
+        let form = "application/x-www-form-urlencoded";
+        let d = digest("POST", "h", "/t", form, b"amount=10");
+        assert_ne!(d, digest("POST", "h", "/t", form, b"amount=11"));
+        assert_ne!(d, digest("PUT", "h", "/t", form, b"amount=10"));
+        assert_ne!(d, digest("POST", "h2", "/t", form, b"amount=10"));
+        assert_ne!(d, digest("POST", "h", "/t", "text/plain", b"amount=10"));
+        assert_ne!(digest("POST", "h", "/ta", form, b"b"), digest("POST", "h", "/t", form, b"ab"));
         assert_eq!(d.len(), 64);
     }
 

@@ -136,27 +136,151 @@ fn shown(v: &str) -> String {
     s
 }
 
-/// The fields of a body: urlencoded form pairs, or a JSON object's top-level scalars.
+/// The fields of a body: urlencoded form pairs, or a JSON object's top-level members (a
+/// nested value as its JSON text). Lenient: what a kept (unbound) request's page shows.
 pub fn fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if ct == "application/x-www-form-urlencoded" {
-        return form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).take(100).collect();
+    match body_kind(content_type) {
+        Some(Kind::Form) => form_pairs(body).take(100).collect(),
+        Some(Kind::Json) => json_pairs(body).map(|p| p.into_iter().take(100).collect()).unwrap_or_default(),
+        None => Vec::new(),
     }
-    if ct == "application/json" || ct.ends_with("+json") {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) {
-            return map
-                .into_iter()
-                .filter_map(|(k, v)| match v {
-                    serde_json::Value::String(s) => Some((k, s)),
-                    serde_json::Value::Number(n) => Some((k, n.to_string())),
-                    serde_json::Value::Bool(b) => Some((k, b.to_string())),
-                    _ => None,
-                })
-                .take(100)
-                .collect();
+}
+
+/// Why a bound request's body cannot be shown as what the app will act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// `Content-Encoding` other than identity: the app decodes what the gateway cannot show.
+    Encoded,
+    /// Not a form or JSON, or a charset other than UTF-8.
+    Type,
+    /// Declared a form or JSON but is not one (invalid JSON, not UTF-8, JSON sent as a form).
+    Malformed,
+}
+
+impl Unreadable {
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            Unreadable::Encoded | Unreadable::Type => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Unreadable::Malformed => http::StatusCode::BAD_REQUEST,
         }
     }
-    Vec::new()
+
+    pub fn detail(self) -> &'static str {
+        match self {
+            Unreadable::Encoded => {
+                "This action is confirmed field by field, so its body must not be compressed (Content-Encoding)."
+            }
+            Unreadable::Type => {
+                "This action is confirmed field by field: send it as a form (application/x-www-form-urlencoded) \
+                 or as JSON, in UTF-8."
+            }
+            Unreadable::Malformed => "The body is not the form or JSON its Content-Type says it is.",
+        }
+    }
+}
+
+/// What a bound request asks, field by field, for its confirmation: the query's pairs and then
+/// the body's, every one (a name given twice, or in both places, shows every value). Fails
+/// closed where the app could read the request otherwise than the page shows it.
+pub fn confirmed_fields(
+    content_type: &str,
+    content_encoding: Option<&str>,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, Unreadable> {
+    if content_encoding.is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity")) {
+        return Err(Unreadable::Encoded);
+    }
+    let mut out: Vec<(String, String)> = query.map(|q| form_pairs(q.as_bytes()).collect()).unwrap_or_default();
+    let utf8 =
+        |pairs: &[(String, String)]| !pairs.iter().any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'));
+    if !utf8(&out) {
+        return Err(Unreadable::Malformed);
+    }
+    if body.is_empty() {
+        return Ok(out);
+    }
+    if !charset_is_utf8(content_type) {
+        return Err(Unreadable::Type);
+    }
+    let from_body: Vec<(String, String)> = match body_kind(content_type).ok_or(Unreadable::Type)? {
+        Kind::Form => {
+            // JSON labelled a form: many apps parse JSON whatever the label says.
+            if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'[')) {
+                return Err(Unreadable::Malformed);
+            }
+            form_pairs(body).collect()
+        }
+        Kind::Json => json_pairs(body).ok_or(Unreadable::Malformed)?,
+    };
+    if !utf8(&from_body) {
+        return Err(Unreadable::Malformed);
+    }
+    out.extend(from_body);
+    Ok(out)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Form,
+    Json,
+}
+
+fn body_kind(content_type: &str) -> Option<Kind> {
+    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if ct == "application/x-www-form-urlencoded" {
+        Some(Kind::Form)
+    } else if ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json")) {
+        Some(Kind::Json)
+    } else {
+        None
+    }
+}
+
+/// No `charset` parameter, or UTF-8.
+fn charset_is_utf8(content_type: &str) -> bool {
+    content_type.split(';').skip(1).all(|p| match p.split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+            let v = v.trim().trim_matches('"');
+            v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    })
+}
+
+fn form_pairs(bytes: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
+/// A JSON object's members in order, duplicates kept (apps differ in which one they read); a
+/// nested value as its JSON text. None: not a JSON object.
+fn json_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
+    struct Members(Vec<(String, serde_json::Value)>);
+    impl<'de> serde::Deserialize<'de> for Members {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Members;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Members, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(entry) = m.next_entry::<String, serde_json::Value>()? {
+                        out.push(entry);
+                    }
+                    Ok(Members(out))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    let Members(members) = serde_json::from_slice(body).ok()?;
+    let text = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Some(members.into_iter().map(|(k, v)| (k, text(v))).collect())
 }
 
 #[cfg(test)]
@@ -171,6 +295,49 @@ mod tests {
         assert_eq!(t.render(&f), "Transfer 10 / 10000 to bob / eve");
         let f = fields("application/x-www-form-urlencoded", b"amount=10&to=bob");
         assert_eq!(t.render(&f), "Transfer 10 to bob");
+    }
+
+    #[test]
+    fn a_bound_body_is_shown_as_the_app_reads_it_or_refused() {
+        let t = Template::parse("k", "Transfer {amount} to {to}").unwrap();
+        let form = "application/x-www-form-urlencoded";
+        let show = |ct: &str, ce: Option<&str>, q: Option<&str>, body: &[u8]| {
+            confirmed_fields(ct, ce, q, body).map(|f| t.render(&f))
+        };
+        assert_eq!(show(form, None, None, b"amount=10&to=bob"), Ok("Transfer 10 to bob".into()));
+        // A payee in the query (Flask's request.values, PHP's $_REQUEST read it) shows too.
+        assert_eq!(show(form, None, Some("to=eve"), b"amount=10&to=bob"), Ok("Transfer 10 to eve / bob".into()));
+        // JSON: duplicates and nested values shown, never hidden.
+        let json = "application/json";
+        assert_eq!(
+            show(json, None, None, br#"{"amount":10,"to":"bob","amount":10000}"#),
+            Ok("Transfer 10 / 10000 to bob".into())
+        );
+        assert_eq!(
+            show(json, None, None, br#"{"amount":10,"to":{"iban":"X"}}"#),
+            Ok(r#"Transfer 10 to {"iban":"X"}"#.into())
+        );
+        // A gzip body whose header comment reads like a form: the app would decode it.
+        let gz = b"\x1f\x8b\x08\x10\0\0\0\0\0\x03&amount=10&to=bob&\0";
+        assert_eq!(show(form, Some("gzip"), None, gz), Err(Unreadable::Encoded));
+        assert_eq!(show(form, Some("identity"), None, b"amount=1&to=a"), Ok("Transfer 1 to a".into()));
+        // JSON labelled a form, with a form-looking string inside.
+        let sneaky = br#"{"amount":10000,"to":"eve","x":"&amount=10&to=bob&"}"#;
+        assert_eq!(show(form, None, None, sneaky), Err(Unreadable::Malformed));
+        assert_eq!(show(json, None, None, b"amount=10&to=bob"), Err(Unreadable::Malformed));
+        assert_eq!(show("text/plain", None, None, b"amount=10&to=bob"), Err(Unreadable::Type));
+        assert_eq!(show("multipart/form-data; boundary=x", None, None, b"--x"), Err(Unreadable::Type));
+        assert_eq!(
+            show("application/x-www-form-urlencoded; charset=utf-16", None, None, b"a=1"),
+            Err(Unreadable::Type)
+        );
+        assert_eq!(
+            show("application/json; charset=\"UTF-8\"", None, None, br#"{"amount":1}"#),
+            Ok("Transfer 1 to ?".into())
+        );
+        assert_eq!(show(form, None, None, b"amount=%FF&to=bob"), Err(Unreadable::Malformed), "not UTF-8");
+        // No body (DELETE): the query is what is confirmed.
+        assert_eq!(show("", None, Some("amount=5&to=bob"), b""), Ok("Transfer 5 to bob".into()));
     }
 
     #[test]

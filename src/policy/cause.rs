@@ -44,6 +44,9 @@ pub enum Cause {
     TransactionUnconfirmed,
     /// Refused: the request body is too big (or an upload) to be kept across a challenge.
     BodyNotKept,
+    /// Refused: a bound rule's request whose body cannot be shown as the app will read it
+    /// (compressed, not a form or JSON, not UTF-8, JSON labelled a form).
+    TransactionUnreadable,
     /// Refused with 401: the bearer token does not verify (RFC 6750 `invalid_token`).
     InvalidToken,
     /// Denied: the client certificate chained to the CA but is no valid workload identity
@@ -73,13 +76,14 @@ impl Cause {
             Cause::CredentialTooOld => "credential_too_old",
             Cause::TransactionUnconfirmed => "transaction_unconfirmed",
             Cause::BodyNotKept => "body_not_kept",
+            Cause::TransactionUnreadable => "transaction_unreadable",
             Cause::InvalidToken => "invalid_token",
             Cause::InvalidCertificate => "invalid_certificate",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 21] = [
+    pub const ALL: [Cause; 22] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -99,6 +103,7 @@ impl Cause {
         Cause::CredentialTooOld,
         Cause::TransactionUnconfirmed,
         Cause::BodyNotKept,
+        Cause::TransactionUnreadable,
         Cause::InvalidToken,
         Cause::InvalidCertificate,
     ];

@@ -63,6 +63,24 @@ async fn public_route_strips_spoofed_identity_hop_by_hop_and_forwarded_headers()
 }
 
 #[tokio::test]
+async fn a_query_naming_another_method_is_refused_before_any_rule() {
+    // Symfony, Laravel and Express's method-override turn `POST ?_method=DELETE` into a DELETE:
+    // the gateway matched a POST, so the request must not reach the app.
+    let h = Harness::start().await;
+    let mut c = h.client();
+    c.sign_in().await;
+    for q in ["_method=DELETE", "%5Fmethod=DELETE", "a=1&.method=PUT"] {
+        let r = c.get(&format!("/echo/public/x?{q}")).await;
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
+        assert!(r.body.contains("_method"), "the refusal names the cause: {}", r.body);
+        let r = c.post_form(&format!("/echo?{q}"), &[("a", "1")]).await;
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
+    }
+    // A parameter merely named like a method is no override.
+    assert_eq!(c.get("/echo/public/x?payment_method=card").await.status, 200);
+}
+
+#[tokio::test]
 async fn signed_in_route_gets_the_real_identity_only() {
     let h = Harness::start().await;
     let mut c = h.client();
