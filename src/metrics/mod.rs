@@ -41,6 +41,7 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     client_errors: Family<ClientErrorLabels, Counter>,
     open_connections: Gauge,
+    parked_connections: Gauge,
     connections_refused: Counter,
     config_reloads: Family<ReloadLabels, Counter>,
     config_loaded_at: Gauge,
@@ -102,6 +103,7 @@ impl Metrics {
             upstream_errors: Family::default(),
             client_errors: Family::default(),
             open_connections: Gauge::default(),
+            parked_connections: Gauge::default(),
             connections_refused: Counter::default(),
             config_reloads: Family::default(),
             config_loaded_at: Gauge::default(),
@@ -159,6 +161,11 @@ impl Metrics {
             "stepgate_open_connections",
             "Client connections open on the gateway's listener (TLS included)",
             self.open_connections.clone(),
+        );
+        r.register(
+            "stepgate_parked_connections",
+            "Idle HTTP/1.1 keep-alive connections holding only their socket (parked), of the open ones",
+            self.parked_connections.clone(),
         );
         r.register(
             "stepgate_connections_refused",
@@ -328,6 +335,22 @@ impl Metrics {
 
 /// An open client connection, counted in `stepgate_open_connections` until dropped.
 pub struct OpenConnection(SharedMetrics);
+
+/// An idle HTTP/1.1 connection parked (only its socket held), counted until dropped.
+pub struct ParkedConnection(SharedMetrics);
+
+impl Metrics {
+    pub fn connection_parked(self: &Arc<Self>) -> ParkedConnection {
+        self.parked_connections.inc();
+        ParkedConnection(self.clone())
+    }
+}
+
+impl Drop for ParkedConnection {
+    fn drop(&mut self) {
+        self.0.parked_connections.dec();
+    }
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {

@@ -1,6 +1,7 @@
 //! Listeners, connection serving (HTTP/1.1 and h2c, with upgrades), graceful shutdown, reload.
 
 mod connection;
+pub use connection::PARK_AFTER;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -14,7 +15,6 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
 use crate::store::SharedStore;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +159,7 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
             idle_timeout: config.limits.idle_timeout,
             drain_for: DRAIN_FOR,
         };
-        (builder(config), deadlines, config.limits.max_connections)
+        (Arc::new(builders(config)), deadlines, config.limits.max_connections)
     };
     // Each connection holds a receiver: `drain.closed()` resolves when the last one has ended.
     let (drain, drain_rx) = watch::channel(false);
@@ -215,24 +215,19 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
     }
 }
 
-/// hyper's connection builder with the listener's limits: HTTP/1.1 header timeout and header
+/// hyper's connection builders with the listener's limits: HTTP/1.1 header timeout and header
 /// byte cap (hyper answers 431 beyond it), HTTP/2 streams, header list size and keep-alive pings.
-fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
+fn builders(config: &Config) -> connection::Builders {
     let limits = &config.limits;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new()).header_read_timeout(config.header_timeout).max_buf_size(limits.max_header_bytes);
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(limits.h2_keepalive_interval)
         .keep_alive_timeout(config.header_timeout);
-    builder
+    connection::Builders { h1, h2 }
 }
 
 /// Connections closed at accept because `listen.max_connections` were open: counted in

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const METRICS: &str = "[metrics]\naddress = \"127.0.0.1:0\"\n";
+pub const METRICS: &str = "[metrics]\naddress = \"127.0.0.1:0\"\n";
 
 async fn with(listen_extra: &str) -> (Harness, SocketAddr) {
     let opts = Options { listen_extra: listen_extra.into(), extra: METRICS.into(), ..Options::default() };
@@ -19,7 +19,7 @@ async fn with(listen_extra: &str) -> (Harness, SocketAddr) {
 }
 
 /// The value of one sample in the gateway's metrics.
-async fn sample(metrics: SocketAddr, series: &str) -> f64 {
+pub async fn sample(metrics: SocketAddr, series: &str) -> f64 {
     let text = Client::new(metrics).get("/metrics").await.body;
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))

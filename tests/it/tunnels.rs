@@ -166,3 +166,71 @@ async fn connect_is_refused() {
         assert_eq!(r.status, 405, "CONNECT {target}: {}", r.head);
     }
 }
+
+/// Reads one HTTP/1.1 response (headers and a Content-Length body) off `stream`, no more.
+async fn read_response(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut byte)).await.expect("an answer in time").unwrap();
+        assert_eq!(n, 1, "the connection closed mid-answer: {}", String::from_utf8_lossy(&got));
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
+        })
+        .expect("a Content-Length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+#[tokio::test]
+async fn a_parked_keep_alive_connection_serves_its_next_request_a_split_one_and_a_websocket() {
+    // Idle for PARK_AFTER, an HTTP/1.1 connection keeps only its socket; the client must not
+    // notice: the next request, one whose head arrives across a park, and an upgrade all work
+    // on the same TCP connection.
+    use tokio::io::AsyncWriteExt;
+    let rules = format!("[[rule]]\nname = \"kernel\"\npath = \"/kernel\"\nrequire = \"none\"\n{DEMO_RULES}");
+    let listen_extra = "header_timeout = \"10s\"".to_string();
+    let extra = crate::limits::METRICS.to_string();
+    let h = Harness::with(Options { rules, listen_extra, extra, ..Options::default() }).await;
+    let metrics = h.running.as_ref().and_then(|r| r.metrics_addr).expect("the metrics listener");
+    let parked = || crate::limits::sample(metrics, "stepgate_parked_connections");
+    let mut tcp = TcpStream::connect(h.addr).await.unwrap();
+    let park = stepgate::server::PARK_AFTER + Duration::from_millis(500);
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    tcp.write_all(get("/echo/public/one").as_bytes()).await.unwrap();
+    assert!(read_response(&mut tcp).await.contains("/echo/public/one"));
+    assert_eq!(parked().await, 0.0, "a connection in use is not parked");
+    tokio::time::sleep(park).await;
+    assert_eq!(parked().await, 1.0, "idle for PARK_AFTER: parked");
+    tcp.write_all(get("/echo/public/two").as_bytes()).await.unwrap();
+    let two = read_response(&mut tcp).await;
+    assert_eq!(parked().await, 0.0, "serving again");
+    assert!(two.starts_with("HTTP/1.1 200") && two.contains("/echo/public/two"), "{two}");
+    // A head split across a park: the bytes read before it are served after it.
+    let three = get("/echo/public/three");
+    let (first, rest) = three.split_at(20);
+    tcp.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(park).await;
+    tcp.write_all(rest.as_bytes()).await.unwrap();
+    let three = read_response(&mut tcp).await;
+    assert!(three.starts_with("HTTP/1.1 200") && three.contains("/echo/public/three"), "{three}");
+    // Two pipelined requests in one write after a park: both answered, in order.
+    tokio::time::sleep(park).await;
+    tcp.write_all(format!("{}{}", get("/echo/public/four"), get("/echo/public/five")).as_bytes()).await.unwrap();
+    assert!(read_response(&mut tcp).await.contains("/echo/public/four"));
+    assert!(read_response(&mut tcp).await.contains("/echo/public/five"));
+    // And a WebSocket handshake on the parked connection upgrades it.
+    tokio::time::sleep(park).await;
+    let req = format!("ws://{HOST}/kernel").into_client_request().unwrap();
+    let (mut ws, resp) =
+        tokio::time::timeout(PATIENCE, tokio_tungstenite::client_async(req, tcp)).await.expect("in time").unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(run(&mut ws, "6*7").await.as_deref(), Some("42"));
+}
