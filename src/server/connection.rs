@@ -195,7 +195,7 @@ pub async fn serve<I>(
     };
     if first.starts_with(H2_PREFACE) {
         let h2 = Box::pin(builders.h2.serve_connection(TokioIo::new(Prefixed::new(first, io)), service));
-        serve_h2(h2, &activity, deadlines, drain).await
+        drive(h2, &activity, deadlines, &mut drain, false).await
     } else {
         serve_h1(builders, io, first, service, &activity, deadlines, drain).await
     }
@@ -303,7 +303,7 @@ where
     loop {
         if activity.upgrade.load(Ordering::Relaxed) {
             // A WebSocket handshake: hyper must be able to hand the socket to the tunnel.
-            drive_upgradeable(Box::pin(plain.with_upgrades()), deadlines, drain, closing).await;
+            drive(Box::pin(plain.with_upgrades()), activity, deadlines, drain, closing).await;
             return H1End::Done;
         }
         tokio::select! {
@@ -351,52 +351,40 @@ where
     }
 }
 
-/// A connection that may upgrade: served until it ends (or its upgrade takes the socket).
-async fn drive_upgradeable<I>(
-    mut conn: Pin<Box<http1::UpgradeableConnection<Io<I>, Gateway>>>,
-    deadlines: Deadlines,
-    drain: &mut watch::Receiver<bool>,
-    mut closing: bool,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let timer = tokio::time::sleep(deadlines.drain_for);
-    tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            ended = conn.as_mut() => {
-                if let Err(e) = ended {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                return;
-            }
-            _ = drain.changed(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-                timer.as_mut().reset(Instant::now() + deadlines.drain_for);
-            }
-            _ = timer.as_mut(), if closing => {
-                tracing::debug!("connection did not close within its grace period; dropped");
-                return;
-            }
-        }
+/// hyper's connections that are driven to their end: each has a `graceful_shutdown` of its own.
+trait Graceful: Future<Output = hyper::Result<()>> {
+    fn shutdown_gracefully(self: Pin<&mut Self>);
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Graceful for http1::UpgradeableConnection<Io<I>, Gateway> {
+    fn shutdown_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }
 
-/// Serves an HTTP/2 connection: idle for `idle_timeout` (no stream open) → GOAWAY; a client
-/// that holds on to it is dropped after `header_timeout`.
-async fn serve_h2<I>(
-    mut conn: Pin<Box<http2::Connection<Io<I>, Gateway, TokioExecutor>>>,
+impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Graceful for http2::Connection<Io<I>, Gateway, TokioExecutor> {
+    fn shutdown_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives a connection that is never parked (HTTP/2, or HTTP/1.1 that may upgrade) to its end:
+/// idle for `idle_timeout` (nothing in flight) → a graceful close (HTTP/2: GOAWAY; an upgraded
+/// connection has nothing left to close); a client that holds on to it is dropped after
+/// `header_timeout`, and after `drain_for` once the gateway stops.
+async fn drive<F: Graceful>(
+    mut conn: Pin<Box<F>>,
     activity: &Activity,
     deadlines: Deadlines,
-    mut drain: watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (at, _) = activity.idle_for(deadlines.idle_timeout, &deadlines);
+    drain: &mut watch::Receiver<bool>,
+    mut closing: bool,
+) {
+    let at = match closing {
+        true => Instant::now() + deadlines.drain_for,
+        false => activity.idle_for(deadlines.idle_timeout, &deadlines).0,
+    };
     let timer = tokio::time::sleep_until(at);
     tokio::pin!(timer);
-    let mut closing = false;
     loop {
         tokio::select! {
             ended = conn.as_mut() => {
@@ -406,7 +394,7 @@ async fn serve_h2<I>(
                 return;
             }
             _ = drain.changed(), if !closing => {
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().shutdown_gracefully();
                 closing = true;
                 timer.as_mut().reset(Instant::now() + deadlines.drain_for);
             }
@@ -421,7 +409,7 @@ async fn serve_h2<I>(
                         return;
                     }
                     (_, true) => {
-                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().shutdown_gracefully();
                         closing = true;
                         timer.as_mut().reset(Instant::now() + deadlines.header_timeout);
                     }
