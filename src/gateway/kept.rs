@@ -27,10 +27,11 @@ use hyper::body::Incoming;
 use std::time::Instant;
 
 /// Whether the request is acted on here rather than by the plain proxy path.
-pub fn applies(ctx: &Ctx, headers: &HeaderMap, eval: &Evaluation<'_>) -> bool {
+pub fn applies(ctx: &Ctx, req: &Request<Incoming>, eval: &Evaluation<'_>) -> bool {
     if !carries_body(&ctx.method) {
         // A GET with a body on a bound rule: some apps act on the body whatever the method.
-        return bound(eval) && !eval.public && has_body(headers);
+        // Asked of the body itself: HTTP/2 sends DATA frames without any length header.
+        return bound(eval) && !eval.public && !http_body::Body::is_end_stream(req.body());
     }
     match eval.outcome {
         Outcome::StepUp { .. } => true,
@@ -41,11 +42,6 @@ pub fn applies(ctx: &Ctx, headers: &HeaderMap, eval: &Evaluation<'_>) -> bool {
 
 fn bound(eval: &Evaluation<'_>) -> bool {
     eval.rule.is_some_and(|r| r.bind.is_some())
-}
-
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::TRANSFER_ENCODING)
-        || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// A browser form submission (it follows a redirect to the page), not `fetch` or an API call.

@@ -71,7 +71,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         return forward_auth::answer(&ctx, req.headers(), question, started).await;
     }
     let mut eval = evaluate(&ctx, Pass::Request).await;
-    if kept::applies(&ctx, req.headers(), &eval) {
+    if kept::applies(&ctx, &req, &eval) {
         // A body-carrying request that needs a step-up, or one for a bound rule.
         let resp = kept::act(&ctx, req, &mut eval).await;
         record::audit_decision(&ctx, &eval);

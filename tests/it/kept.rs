@@ -352,6 +352,24 @@ async fn a_bound_request_is_confirmed_as_the_app_reads_it_or_refused() {
         .request(Method::GET, "/echo/pay", &[("content-type", "application/json")], full(r#"{"to":"eve"}"#.to_string()))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // The same over HTTP/2, where DATA frames need no Content-Length or Transfer-Encoding.
+    let tcp = tokio::net::TcpStream::connect(s.h.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let cookie = format!("stepgate_session={}", c.session().unwrap());
+    let req = http::Request::get(format!("http://{}/echo/pay", crate::support::HOST))
+        .header("cookie", cookie)
+        .header("accept", "application/json")
+        // A stream of unknown length: no Content-Length is sent, only DATA frames.
+        .body(http_body_util::StreamBody::new(futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+            http_body::Frame::data(bytes::Bytes::from_static(br#"{"to":"eve","amount":10000}"#)),
+        )])))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "a GET with DATA frames over HTTP/2");
     assert_eq!(count(&s.app.seen(), "POST", "/echo/pay") + count(&s.app.seen(), "GET", "/echo/pay"), 0);
     // A payee in the query shows beside the body's (Flask and PHP merge the two).
     audit::capture();
