@@ -23,6 +23,34 @@ where
     body.map_err(Into::into).boxed()
 }
 
+/// Why a body could not be read whole.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Longer than the limit.
+    TooLarge,
+    /// The body failed (a client that cut it short, or stalled).
+    Failed(BoxError),
+}
+
+/// Reads a body whole, at most `max` bytes of it. (A frame loop rather than `Limited`, whose
+/// error conversion trips the compiler's `Send` check on this boxed body inside async code.)
+pub async fn read_at_most(mut body: Body, max: usize) -> Result<Bytes, ReadError> {
+    if http_body::Body::size_hint(&body).lower() > max as u64 {
+        return Err(ReadError::TooLarge);
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ReadError::Failed)?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > max {
+                return Err(ReadError::TooLarge);
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out.freeze())
+}
+
 /// An error reading the body a client sent (bad chunked framing, a connection cut short).
 /// Kept as its own type so that forwarding can tell it from an upstream failure.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 
 use crate::pipeline::identify::{asserted_groups, asserted_user};
 use crate::pipeline::{is_navigation, Conn, Ctx, RiskRequest};
+use crate::policy::method_override::query_overrides;
 use crate::policy::normalize::{normalize_host, normalize_path, NormalizedPath};
 use crate::proxy::client_ip::{client_ip, is_trusted};
 use crate::respond::wants_json;
@@ -55,7 +56,7 @@ pub fn build(
     request_id: String,
 ) -> Result<Ctx, BadRequest> {
     let path: NormalizedPath = normalize_path(asked.path).map_err(|e| BadRequest(e.to_string()))?;
-    if asked.query.is_some_and(overrides_method) {
+    if asked.query.is_some_and(query_overrides) {
         return Err(BadRequest(
             "The query names another method (_method): send the request with the method itself.".into(),
         ));
@@ -88,19 +89,6 @@ pub fn build(
             .map(crate::bearer::Presented::Token),
         risk_ctx: RiskRequest::read(cfg, headers),
         live,
-    })
-}
-
-/// Whether a query carries `_method`, with which Symfony, Laravel and Express's
-/// method-override make a POST another method: rules match the method sent, so an app must
-/// not act on another. Keys are read as PHP reads them (`.` and space become `_`).
-fn overrides_method(query: &str) -> bool {
-    if !query.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"method")) {
-        return false; // the hot path: no parse
-    }
-    form_urlencoded::parse(query.as_bytes()).any(|(k, _)| {
-        let k: String = k.chars().map(|c| if matches!(c, '.' | ' ') { '_' } else { c }).collect();
-        k.eq_ignore_ascii_case("_method")
     })
 }
 
@@ -159,20 +147,5 @@ fn request_host<B>(req: &Request<B>) -> Result<String, &'static str> {
         (Some(t), Some(h)) if t != h => Err("The request's target and its Host header name different hosts."),
         (Some(host), _) | (None, Some(host)) => Ok(host),
         (None, None) => Err(NO_HOST),
-    }
-}
-
-#[cfg(test)]
-mod method_override_tests {
-    #[test]
-    fn a_query_naming_another_method_is_seen_in_every_spelling() {
-        for q in
-            ["_method=DELETE", "a=1&_method=put", "%5Fmethod=DELETE", "_METHOD=PATCH", ".method=DELETE", "+method=X"]
-        {
-            assert!(super::overrides_method(q), "{q}");
-        }
-        for q in ["method=card", "payment_method=card", "a=1", "x_method=1", "methods=a"] {
-            assert!(!super::overrides_method(q), "{q}");
-        }
     }
 }

@@ -83,7 +83,18 @@ pub async fn answer(outer: &Ctx, headers: &HeaderMap, question: Question<'_>, st
         Question::Headers if query_flag(outer, "redirect") => SendTo::Redirect,
         Question::Headers => SendTo::Unauthorized,
     };
+    let also = super::method_override::also_asked_as(&ctx, headers);
     let mut eval = evaluate(&ctx, Pass::Request).await;
+    if matches!(eval.outcome, Outcome::Forward { .. }) {
+        // A POST whose body (unseen here) could name another method: it passes as every one.
+        for other in &also {
+            let as_other = evaluate(other, Pass::LookOnly).await;
+            if !matches!(as_other.outcome, Outcome::Forward { .. }) {
+                eval = as_other;
+                break;
+            }
+        }
+    }
     // The front proxy must send /.stepgate/ to the gateway itself, never to the app, and a
     // CONNECT is no request to let through: both are denials here, audited and counted as such.
     eval.outcome = match eval.outcome {

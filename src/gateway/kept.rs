@@ -22,12 +22,10 @@ use crate::respond::error_page;
 use crate::web::urls::Need;
 use http::header::{ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use std::time::Instant;
 
 /// Whether the request is acted on here rather than by the plain proxy path.
-pub fn applies(ctx: &Ctx, req: &Request<Incoming>, eval: &Evaluation<'_>) -> bool {
+pub fn applies<B: http_body::Body>(ctx: &Ctx, req: &Request<B>, eval: &Evaluation<'_>) -> bool {
     if !carries_body(&ctx.method) {
         // A GET with a body on a bound rule: some apps act on the body whatever the method.
         // Asked of the body itself: HTTP/2 sends DATA frames without any length header.
@@ -56,7 +54,7 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 
 /// Acts on a request `applies` chose; `eval.outcome` is updated to what was done (a bound
 /// request without its proof is a step-up), so the record phase tells the truth.
-pub async fn act(ctx: &Ctx, req: Request<Incoming>, eval: &mut Evaluation<'_>) -> Response<Body> {
+pub async fn act(ctx: &Ctx, req: Request<Body>, eval: &mut Evaluation<'_>) -> Response<Body> {
     if !carries_body(&ctx.method) {
         eval.outcome = Outcome::Deny { cause: Cause::TransactionUnreadable };
         let detail =
@@ -77,10 +75,7 @@ pub async fn act(ctx: &Ctx, req: Request<Incoming>, eval: &mut Evaluation<'_>) -
     if declared.is_some_and(|n| n > max as u64) {
         return not_kept(ctx, eval, need, TOO_BIG);
     }
-    let bytes = match Limited::new(incoming, max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return not_kept(ctx, eval, need, TOO_BIG),
-    };
+    let Ok(bytes) = body::read_at_most(incoming, max).await else { return not_kept(ctx, eval, need, TOO_BIG) };
     let path_and_query = ctx.path_and_query();
     // A bound request is shown field by field as the app will read it, or refused.
     let shown = if bound(eval) {

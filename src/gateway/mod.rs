@@ -5,6 +5,7 @@
 pub mod facts;
 pub mod forward_auth;
 pub mod kept;
+pub mod method_override;
 pub mod record;
 pub mod stepup;
 pub mod tunnel;
@@ -71,6 +72,16 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
         return forward_auth::answer(&ctx, req.headers(), question, started).await;
     }
     let mut eval = evaluate(&ctx, Pass::Request).await;
+    let body_timeout = ctx.live.config.limits.body_timeout;
+    let req = match method_override::checked(&ctx, &eval, req.map(|b| body::from_client_within(b, body_timeout))).await
+    {
+        Ok(req) => req,
+        Err(refused) => {
+            eval.outcome = Outcome::Deny { cause: Cause::MethodOverride };
+            record::audit_decision(&ctx, &eval);
+            return record::finish(&ctx, &eval, record::Mode::Proxy, refused.response(&ctx), started);
+        }
+    };
     if kept::applies(&ctx, &req, &eval) {
         // A body-carrying request that needs a step-up, or one for a bound rule.
         let resp = kept::act(&ctx, req, &mut eval).await;
@@ -94,8 +105,7 @@ pub async fn handle(state: SharedState, mut req: Request<Incoming>, conn: Arc<Co
                 true => Upgrade::WebSocket { close_when: tunnel_watch(&ctx, &eval) },
                 false => Upgrade::No,
             };
-            let body_timeout = ctx.live.config.limits.body_timeout;
-            forward(&ctx, req.map(|b| body::from_client_within(b, body_timeout)), &eval, upgrade, None).await
+            forward(&ctx, req, &eval, upgrade, None).await
         }
         Outcome::SignIn { need } if kept::is_form(req.headers()) && !ctx.navigation => {
             // A browser form sent while signed out: to the sign-in page, then back to the

@@ -52,6 +52,9 @@ pub enum Cause {
     /// Denied: the client certificate chained to the CA but is no valid workload identity
     /// (an SVID breaking the X.509-SVID rules, or an empty subject).
     InvalidCertificate,
+    /// Refused: a POST on a path whose rules differ by method names another method in its body
+    /// (`_method`), or is too large to be read for it.
+    MethodOverride,
 }
 
 impl Cause {
@@ -79,11 +82,12 @@ impl Cause {
             Cause::TransactionUnreadable => "transaction_unreadable",
             Cause::InvalidToken => "invalid_token",
             Cause::InvalidCertificate => "invalid_certificate",
+            Cause::MethodOverride => "method_override",
         }
     }
 
     /// Every cause, for tests and documentation.
-    pub const ALL: [Cause; 22] = [
+    pub const ALL: [Cause; 23] = [
         Cause::Public,
         Cause::Proven,
         Cause::NoSession,
@@ -106,6 +110,7 @@ impl Cause {
         Cause::TransactionUnreadable,
         Cause::InvalidToken,
         Cause::InvalidCertificate,
+        Cause::MethodOverride,
     ];
 }
 

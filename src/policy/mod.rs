@@ -8,6 +8,7 @@ pub mod decide;
 mod describe;
 pub use describe::EXPIRY_WARNING;
 pub mod level;
+pub mod method_override;
 pub mod normalize;
 pub mod raw;
 pub mod rollout;

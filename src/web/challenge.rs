@@ -5,6 +5,7 @@ use super::urls::{challenged_method, page_url, page_url_for, Need};
 use super::{csrf, forms, login, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::{recovery, totp};
+use crate::body::Body;
 use crate::pipeline::identify::{identify, Touch, Who};
 use crate::pipeline::kept::{self, Kept};
 use crate::pipeline::{evaluate, Ctx, Pass};
@@ -17,7 +18,6 @@ use crate::store::Factors;
 
 pub use crate::pipeline::risk::failures_key;
 use http::{HeaderMap, Method, Request, StatusCode};
-use hyper::body::Incoming;
 
 /// The signed-in user for a gateway page, or None.
 pub async fn who(ctx: &Ctx) -> Result<Option<Who>, WebError> {
@@ -188,15 +188,15 @@ enum CodeKind {
     Recovery,
 }
 
-pub async fn submit_totp(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn submit_totp(ctx: &Ctx, req: Request<Body>) -> WebResult {
     submit(ctx, req, CodeKind::Totp).await
 }
 
-pub async fn submit_recovery(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn submit_recovery(ctx: &Ctx, req: Request<Body>) -> WebResult {
     submit(ctx, req, CodeKind::Recovery).await
 }
 
-async fn submit(ctx: &Ctx, req: Request<Incoming>, kind: CodeKind) -> WebResult {
+async fn submit(ctx: &Ctx, req: Request<Body>, kind: CodeKind) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;

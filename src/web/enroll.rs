@@ -7,6 +7,7 @@ use super::pages::{html, redirect, EnrollTotpPage};
 use super::{csrf, forms, new_codes, return_to, sessions, WebError, WebResult};
 use crate::audit::Kind;
 use crate::authn::{recovery, totp};
+use crate::body::Body;
 use crate::pipeline::identify::Who;
 use crate::pipeline::Ctx;
 use crate::policy::decide::{decide, Decision};
@@ -15,7 +16,6 @@ use crate::policy::routes::Action;
 use crate::store::{Factors, TotpFactor};
 use crate::web::urls::{page_url, Need};
 use http::{HeaderMap, Request, StatusCode};
-use hyper::body::Incoming;
 use std::time::Duration;
 
 pub const PAGE: &str = "/.stepgate/enroll/totp";
@@ -81,7 +81,7 @@ async fn render(ctx: &Ctx, headers: &HeaderMap, return_to: &str, error: Option<&
     html(&page, status, set.as_slice())
 }
 
-pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn submit(ctx: &Ctx, req: Request<Body>) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;

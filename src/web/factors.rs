@@ -6,12 +6,12 @@ use super::enroll::needs_fresh_proof;
 use super::pages::{html, redirect, MessagePage};
 use super::{csrf, forms, WebResult};
 use crate::audit::Kind;
+use crate::body::Body;
 use crate::pipeline::Ctx;
 use crate::policy::level::Level;
 use crate::policy::routes::{Action, RouteTable};
 use crate::web::urls::{page_url, Need};
 use http::{Request, StatusCode};
-use hyper::body::Incoming;
 
 const ACCOUNT: &str = "/.stepgate/account";
 
@@ -29,15 +29,15 @@ enum Which {
     Totp,
 }
 
-pub async fn delete_passkey(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn delete_passkey(ctx: &Ctx, req: Request<Body>) -> WebResult {
     delete(ctx, req, Which::Passkey).await
 }
 
-pub async fn delete_totp(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn delete_totp(ctx: &Ctx, req: Request<Body>) -> WebResult {
     delete(ctx, req, Which::Totp).await
 }
 
-async fn delete(ctx: &Ctx, req: Request<Incoming>, which: Which) -> WebResult {
+async fn delete(ctx: &Ctx, req: Request<Body>, which: Which) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;

@@ -1,8 +1,7 @@
 //! Reading small urlencoded forms, bounded in size.
 
 use super::WebError;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use crate::body::Body;
 use std::collections::HashMap;
 
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -11,10 +10,9 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// request is refused (a client that stalls one cannot hold its connection busy for ever).
 const READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn read_small(body: Incoming, max: usize) -> Option<bytes::Bytes> {
-    let collect = Limited::new(body, max).collect();
-    match tokio::time::timeout(READ_WITHIN, collect).await {
-        Ok(Ok(collected)) => Some(collected.to_bytes()),
+async fn read_small(body: Body, max: usize) -> Option<bytes::Bytes> {
+    match tokio::time::timeout(READ_WITHIN, crate::body::read_at_most(body, max)).await {
+        Ok(Ok(bytes)) => Some(bytes),
         _ => None,
     }
 }
@@ -27,7 +25,7 @@ impl Form {
     }
 }
 
-pub async fn read(body: Incoming) -> Result<Form, WebError> {
+pub async fn read(body: Body) -> Result<Form, WebError> {
     let bytes =
         read_small(body, MAX_FORM_BYTES).await.ok_or(WebError::BadForm("the form is too large or was cut off"))?;
     let mut map = HashMap::new();
@@ -42,7 +40,7 @@ pub async fn read(body: Incoming) -> Result<Form, WebError> {
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
 /// Reads a small JSON request body (the WebAuthn ceremony endpoints).
-pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result<T, WebError> {
+pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, WebError> {
     let bytes = read_small(body, MAX_JSON_BYTES)
         .await
         .ok_or(WebError::BadForm("the request body is too large, was cut off or took too long"))?;

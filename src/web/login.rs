@@ -3,13 +3,13 @@
 use super::pages::{html, redirect, LoginPage, MessagePage};
 use super::{csrf, forms, return_to, sessions, WebError, WebResult};
 use crate::audit::{self, Kind};
+use crate::body::Body;
 use crate::metrics::labels::SignInResult;
 use crate::pipeline::identify::load_session;
 use crate::pipeline::Ctx;
 use crate::policy::level::{AuthMethod, Level, Proof};
 use crate::session::cookies;
 use http::{HeaderMap, Request, StatusCode};
-use hyper::body::Incoming;
 
 /// The value of one query parameter of the current request.
 pub fn query_param(ctx: &Ctx, name: &str) -> Option<String> {
@@ -46,7 +46,7 @@ pub fn signin_failures_key(user: &str) -> String {
     format!("signin:user:{}", user.to_ascii_lowercase())
 }
 
-pub async fn submit(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn submit(ctx: &Ctx, req: Request<Body>) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;
@@ -99,7 +99,7 @@ async fn show_with_return(
     html(&page, status, set.as_slice())
 }
 
-pub async fn logout(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn logout(ctx: &Ctx, req: Request<Body>) -> WebResult {
     let (parts, body) = req.into_parts();
     let form = forms::read(body).await?;
     csrf::verify(ctx, &parts.headers, form.get("csrf"))?;

@@ -22,7 +22,6 @@ use crate::pipeline::Ctx;
 use crate::respond::error_page;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
@@ -30,7 +29,7 @@ const CLIENT_JS: &str = include_str!("../../static/stepgate-client.js");
 const DONE_JS: &str = include_str!("../../static/done.js");
 const CODES_JS: &str = include_str!("../../static/codes.js");
 
-pub async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(ctx: &Ctx, req: Request<Body>) -> Response<Body> {
     let sub = ctx.path.as_str()[crate::pipeline::PREFIX.len()..].to_ascii_lowercase();
     let method = req.method().clone();
     if let Some(oidc) = &ctx.live.oidc {

@@ -11,7 +11,6 @@ use crate::pipeline::Ctx;
 use crate::session::{IdpFacts, Session};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 fn audit(ctx: &Ctx, decision: &'static str, reason: &'static str) {
     audit::emit(&audit::Record {
@@ -49,7 +48,7 @@ fn answer(status: StatusCode, error: Option<(&str, &str)>) -> Response<Body> {
 
 /// `POST /.stepgate/oidc/backchannel-logout` with `logout_token` (OpenID Connect Back-Channel
 /// Logout 1.0 §2.5): verifies it and ends the sessions it names, on every instance.
-pub async fn backchannel(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+pub async fn backchannel(ctx: &Ctx, req: Request<Body>) -> Response<Body> {
     let Some(oidc) = ctx.live.oidc.clone() else {
         return answer(StatusCode::NOT_FOUND, Some(("invalid_request", "no identity provider is configured")));
     };

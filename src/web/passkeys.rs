@@ -13,7 +13,6 @@ use crate::policy::level::{AuthMethod, Proof};
 use crate::respond::{page_headers, refusal};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
@@ -52,7 +51,7 @@ fn audit_event(ctx: &Ctx, kind: Kind, user: &str, decision: &'static str, reason
 /// The checks every endpoint starts with: WebAuthn on, the CSRF header, a signed-in user.
 async fn begin<T: serde::de::DeserializeOwned>(
     ctx: &Ctx,
-    req: Request<Incoming>,
+    req: Request<Body>,
 ) -> Result<Result<(HeaderMap, crate::pipeline::identify::Who, T), Response<Body>>, WebError> {
     if ctx.live.webauthn.is_none() {
         return Ok(Err(refusal_json(
@@ -94,7 +93,7 @@ fn ceremony_refusal(ctx: &Ctx, user: &str, e: CeremonyError) -> WebResult {
 #[derive(Deserialize)]
 pub struct Empty {}
 
-pub async fn register_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn register_start(ctx: &Ctx, req: Request<Body>) -> WebResult {
     let (_, who, Empty {}) = match begin(ctx, req).await? {
         Ok(v) => v,
         Err(resp) => return Ok(resp),
@@ -118,7 +117,7 @@ pub struct RegisterFinish {
     credential: RegisterPublicKeyCredential,
 }
 
-pub async fn register_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn register_finish(ctx: &Ctx, req: Request<Body>) -> WebResult {
     let (_, who, input): (_, _, RegisterFinish) = match begin(ctx, req).await? {
         Ok(v) => v,
         Err(resp) => return Ok(resp),
@@ -165,7 +164,7 @@ pub struct AuthStart {
     kept: String,
 }
 
-pub async fn auth_start(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn auth_start(ctx: &Ctx, req: Request<Body>) -> WebResult {
     let (_, who, input): (_, _, AuthStart) = match begin(ctx, req).await? {
         Ok(v) => v,
         Err(resp) => return Ok(resp),
@@ -196,7 +195,7 @@ pub struct AuthFinish {
     kept: String,
 }
 
-pub async fn auth_finish(ctx: &Ctx, req: Request<Incoming>) -> WebResult {
+pub async fn auth_finish(ctx: &Ctx, req: Request<Body>) -> WebResult {
     let (_, who, input): (_, _, AuthFinish) = match begin(ctx, req).await? {
         Ok(v) => v,
         Err(resp) => return Ok(resp),

@@ -17,6 +17,7 @@ mod headers;
 mod kept;
 mod limits;
 mod max_age;
+mod method_override;
 mod metrics;
 mod oidc;
 mod oidc_logout;
