@@ -195,7 +195,7 @@ pub async fn serve<I>(
     };
     if first.starts_with(H2_PREFACE) {
         let h2 = Box::pin(builders.h2.serve_connection(TokioIo::new(Prefixed::new(first, io)), service));
-        drive(h2, &activity, deadlines, &mut drain, false).await
+        Box::pin(drive(h2, &activity, deadlines, &mut drain, false)).await
     } else {
         serve_h1(builders, io, first, service, &activity, deadlines, drain).await
     }
@@ -265,7 +265,8 @@ async fn serve_h1<I>(
         }
         let hyper_conn =
             Box::new(builders.h1.serve_connection(TokioIo::new(Prefixed::new(first, io)), service.clone()));
-        match drive_h1(hyper_conn, activity, deadlines, &mut drain).await {
+        // Boxed, like the hyper connection: a parked connection's task keeps no room for them.
+        match Box::pin(drive_h1(hyper_conn, activity, deadlines, &mut drain)).await {
             H1End::Parked(back, rest) => (io, first) = (back, rest),
             H1End::Done => return,
         }
@@ -421,15 +422,35 @@ async fn drive<F: Graceful>(
 }
 
 /// Bytes not yet served: the rest of a prefix, then what hyper had read past its last request.
+/// Copied into an allocation of their own: hyper's read buffer (16 KiB once grown) would
+/// otherwise stay alive behind them, empty or not, for as long as the connection is parked.
 fn join(prefix: Bytes, read_buf: Bytes) -> Bytes {
-    match (prefix.is_empty(), read_buf.is_empty()) {
-        (true, _) => read_buf,
-        (_, true) => prefix,
-        _ => {
-            let mut both = BytesMut::with_capacity(prefix.len() + read_buf.len());
-            both.extend_from_slice(&prefix);
-            both.extend_from_slice(&read_buf);
-            both.freeze()
-        }
+    if prefix.is_empty() && read_buf.is_empty() {
+        return Bytes::new();
+    }
+    let mut both = BytesMut::with_capacity(prefix.len() + read_buf.len());
+    both.extend_from_slice(&prefix);
+    both.extend_from_slice(&read_buf);
+    both.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_connection_keeps_its_unread_bytes_but_not_hypers_buffer() {
+        // hyper's read buffer, grown, with 5 bytes of a next request left in it.
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\nGET /");
+        let read_buf = buf.freeze().slice(18..);
+        let kept = join(Bytes::new(), read_buf.clone());
+        assert_eq!(&kept[..], b"GET /");
+        assert_ne!(kept.as_ptr(), read_buf.as_ptr(), "a copy, not a view that keeps 16 KiB alive");
+        // Nothing left: nothing kept.
+        let empty = join(Bytes::new(), read_buf.slice(5..));
+        assert!(empty.is_empty());
+        // What was read ahead before hyper came first.
+        assert_eq!(&join(Bytes::from_static(b"GE"), Bytes::from_static(b"T /"))[..], b"GET /");
     }
 }

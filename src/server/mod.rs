@@ -193,15 +193,20 @@ async fn serve(listener: TcpListener, state: SharedState, mut stop: watch::Recei
                         let conn = Arc::new(Conn::plain(peer));
                         return connection::serve(&builder, stream, state, conn, accepted_at, deadlines, drain).await;
                     };
-                    // TLS: the handshake runs in the connection's own task, within the header timeout.
-                    match tokio::time::timeout(deadlines.header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let conn = Arc::new(tls_conn(peer, stream.get_ref().1));
-                            connection::serve(&builder, stream, state, conn, accepted_at, deadlines, drain).await
+                    // Boxed: a TLS handshake's and stream's state is large, and the task of every
+                    // connection (plain ones too, idle ones too) would otherwise hold room for it.
+                    let served = async move {
+                        // The handshake runs in the connection's own task, within the header timeout.
+                        match tokio::time::timeout(deadlines.header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let conn = Arc::new(tls_conn(peer, stream.get_ref().1));
+                                connection::serve(&builder, stream, state, conn, accepted_at, deadlines, drain).await
+                            }
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+                    };
+                    Box::pin(served).await
                 });
             }
             _ = stop.changed() => break,
