@@ -65,16 +65,13 @@ pub async fn act(ctx: &Ctx, req: Request<Body>, eval: &mut Evaluation<'_>) -> Re
     let form = is_form(&parts.headers);
     let need = need_of(eval);
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let session = eval.who.as_ref().and_then(|w| w.session.as_ref()).map(|(id, _)| id.key());
     let (Some(session), Some(user)) = (session, eval.who.as_ref().map(|w| w.user.clone())) else {
         // No gateway session to keep it for (an identity from a header or a token).
         return not_kept(ctx, eval, need, "This action needs a fresh proof made on the gateway's sign-in pages.");
     };
+    // A declared length over the limit is refused before a byte is read (`read_at_most`).
     let max = ctx.live.config.keep_body_max;
-    if declared.is_some_and(|n| n > max as u64) {
-        return not_kept(ctx, eval, need, TOO_BIG);
-    }
     let Ok(bytes) = body::read_at_most(incoming, max).await else { return not_kept(ctx, eval, need, TOO_BIG) };
     let path_and_query = ctx.path_and_query();
     // A bound request is shown field by field as the app will read it, or refused.

@@ -9,7 +9,7 @@ use crate::pipeline::{Ctx, Evaluation, Outcome};
 use crate::policy::method_override::{body_may_override, body_overrides};
 use crate::policy::routes::Rule;
 use crate::respond::error_page;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 /// The methods a POST can be made into by an override.
@@ -53,10 +53,6 @@ pub async fn checked(ctx: &Ctx, eval: &Evaluation<'_>, req: Request<Body>) -> Re
         return Ok(req);
     }
     let max = ctx.live.config.keep_body_max;
-    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(Refused::TooLarge(max));
-    }
     let content_type = types.iter().map(|t| String::from_utf8_lossy(t)).collect::<Vec<_>>().join(", ");
     let (parts, incoming) = req.into_parts();
     let bytes = match body::read_at_most(incoming, max).await {
@@ -75,17 +71,15 @@ pub async fn checked(ctx: &Ctx, eval: &Evaluation<'_>, req: Request<Body>) -> Re
 /// Whether a PUT, PATCH or DELETE on this request's host and path meets another rule than the
 /// POST did (or none).
 fn rules_differ_by_method(ctx: &Ctx, rule: &Rule) -> bool {
-    !other_methods(ctx, rule).is_empty()
+    OVERRIDABLE.iter().any(|m| meets_another_rule(ctx, rule, m))
 }
 
-/// The methods an override could make this POST into that meet another rule than `rule`.
-fn other_methods(ctx: &Ctx, rule: &Rule) -> Vec<Method> {
-    let cfg = &ctx.live.config;
-    let differs = |m: &Method| match route(cfg, &ctx.host, &ctx.path, m, ctx.client_ip, ctx.now) {
+/// Whether `method` on this request's host and path meets another rule than `rule` (or none).
+fn meets_another_rule(ctx: &Ctx, rule: &Rule, method: &Method) -> bool {
+    match route(&ctx.live.config, &ctx.host, &ctx.path, method, ctx.client_ip, ctx.now) {
         Routed::Rule(c) => !std::ptr::eq(c.rule, rule),
         _ => true,
-    };
-    OVERRIDABLE.iter().filter(|m| differs(m)).cloned().collect()
+    }
 }
 
 /// Forward-auth: the front proxy asks without the body, so a POST that could name another
@@ -96,13 +90,14 @@ pub fn also_asked_as(ctx: &Ctx, headers: &HeaderMap) -> Vec<Ctx> {
         return Vec::new();
     }
     let types: Vec<&[u8]> = headers.get_all(CONTENT_TYPE).iter().map(|v| v.as_bytes()).collect();
-    let Routed::Rule(c) = route(&ctx.live.config, &ctx.host, &ctx.path, &ctx.method, ctx.client_ip, ctx.now) else {
-        return Vec::new();
-    };
     if !body_may_override(&types) {
         return Vec::new();
     }
-    other_methods(ctx, c.rule).into_iter().map(|method| Ctx { method, ..ctx.clone() }).collect()
+    let Routed::Rule(c) = route(&ctx.live.config, &ctx.host, &ctx.path, &ctx.method, ctx.client_ip, ctx.now) else {
+        return Vec::new();
+    };
+    let other = |m: &&Method| meets_another_rule(ctx, c.rule, m);
+    OVERRIDABLE.iter().filter(other).map(|m| Ctx { method: m.clone(), ..ctx.clone() }).collect()
 }
 
 /// A body that yields the error it ended with.
