@@ -9,7 +9,7 @@ use crate::pipeline::{Ctx, Evaluation, Outcome};
 use crate::policy::method_override::{body_may_override, body_overrides};
 use crate::policy::routes::Rule;
 use crate::respond::error_page;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 /// The methods a POST can be made into by an override.
@@ -19,6 +19,9 @@ const OVERRIDABLE: [Method; 3] = [Method::PUT, Method::PATCH, Method::DELETE];
 pub enum Refused {
     Names,
     TooLarge(usize),
+    /// Compressed (`Content-Encoding`): an app may decode it (Express's body-parser does) and
+    /// read a `_method` the gateway cannot see.
+    Encoded,
 }
 
 impl Refused {
@@ -28,6 +31,13 @@ impl Refused {
                 StatusCode::BAD_REQUEST,
                 "Bad request",
                 "The form names another method (_method): send the request with that method itself.",
+                ctx.reply(),
+            ),
+            Refused::Encoded => error_page(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported encoding",
+                "This address treats methods differently, so a form sent to it is read for a _method \
+                 field first: send it uncompressed (no Content-Encoding).",
                 ctx.reply(),
             ),
             Refused::TooLarge(max) => error_page(
@@ -51,6 +61,13 @@ pub async fn checked(ctx: &Ctx, eval: &Evaluation<'_>, req: Request<Body>) -> Re
     let types: Vec<&[u8]> = req.headers().get_all(CONTENT_TYPE).iter().map(|v| v.as_bytes()).collect();
     if !body_may_override(&types) || !rules_differ_by_method(ctx, rule) || http_body::Body::is_end_stream(req.body()) {
         return Ok(req);
+    }
+    let mut encodings = req.headers().get_all(CONTENT_ENCODING).iter();
+    let identity = |v: &http::HeaderValue| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity");
+    match (encodings.next(), encodings.next()) {
+        (None, _) => {}
+        (Some(one), None) if identity(one) => {}
+        _ => return Err(Refused::Encoded),
     }
     let max = ctx.live.config.keep_body_max;
     let content_type = types.iter().map(|t| String::from_utf8_lossy(t)).collect::<Vec<_>>().join(", ");

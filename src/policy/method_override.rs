@@ -43,7 +43,7 @@ pub fn body_overrides(content_type: &str, body: &[u8]) -> bool {
     }
     form_urlencoded::parse(body).any(|(k, _)| is_override_key(&k))
         || json_names_override(body)
-        || boundary(content_type).is_some_and(|b| multipart_names_override(&b, body))
+        || multipart_names_override(content_type, body)
 }
 
 /// A JSON object with a top-level `_method` member.
@@ -66,21 +66,28 @@ fn boundary(content_type: &str) -> Option<String> {
 
 /// Whether a part of a multipart body is named `_method`: its headers name it in a
 /// `Content-Disposition` parameter, or mention it at all (to fail closed on headers that parsers
-/// read differently).
-fn multipart_names_override(boundary: &str, body: &[u8]) -> bool {
+/// read differently). Multipart without a boundary the gateway can read: any mention counts.
+fn multipart_names_override(content_type: &str, body: &[u8]) -> bool {
+    let multipart = content_type.trim_start().get(..10).is_some_and(|t| t.eq_ignore_ascii_case("multipart/"));
+    match boundary(content_type) {
+        Some(b) => parts_name_override(&b, body),
+        None => multipart && raw_mentions_override(body),
+    }
+}
+
+fn parts_name_override(boundary: &str, body: &[u8]) -> bool {
     let delimiter = format!("--{boundary}");
     let d = delimiter.as_bytes();
-    let mut parts = Vec::new();
     let mut at = 0;
     while let Some(i) = find(&body[at..], d) {
-        parts.push(at + i + d.len());
         at += i + d.len();
-    }
-    parts.iter().any(|&start| {
-        let rest = &body[start..];
+        let rest = &body[at..];
         let end = find(rest, b"\r\n\r\n").or_else(|| find(rest, b"\n\n")).unwrap_or(rest.len());
-        raw_mentions_override(&rest[..end])
-    })
+        if raw_mentions_override(&rest[..end]) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether bytes name `_method` (or a spelling of it) as a whole name anywhere: not within a
@@ -144,6 +151,10 @@ mod tests {
         assert!(!body_overrides(mp, &part("form-data; name=\"file\"; filename=\"a.txt\"", "a _method b")));
         assert!(!body_overrides(mp, &part("form-data; name=\"payment_method\"", "card")));
         assert!(body_overrides(mp, &part("form-data; name=\"%5Fmethod\"", "DELETE")));
+        // RFC 5987 spelling, and multipart whose boundary cannot be read: any mention counts.
+        assert!(body_overrides(mp, &part("form-data; name*=utf-8''%5Fmethod", "DELETE")));
+        assert!(body_overrides("multipart/form-data", &part("form-data; name=\"_method\"", "DELETE")));
+        assert!(!body_overrides("multipart/form-data", &part("form-data; name=\"file\"", "payment_method")));
         assert!(!body_overrides("application/json", br#"{"a":1,"a":2,"payment_method":"card"}"#));
     }
 
